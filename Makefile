@@ -66,13 +66,13 @@ demo: deps
 	scripts/demo
 
 lab-up: deps
-	ansible-playbook playbooks/lab.yml
+	ansible-playbook -i inventories/lab playbooks/lab.yml
 
 lab-down: venv
-	ansible-playbook playbooks/lab.yml -e lab_state=absent
+	ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=absent
 
 lab-status: venv
-	ansible-playbook playbooks/lab.yml -e lab_state=status
+	ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=status
 
 bench-rtp: deps
 	$(PY) benchmarks/bench_rtp.py
