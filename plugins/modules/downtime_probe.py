@@ -430,12 +430,12 @@ import re
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import downtime, parsers, results
+from ansible_collections.xenlab.migration.plugins.module_utils.process import spawn_detached
 
 RECORD_KIND = "downtime_probe"
 STATE_VERSION = 1
@@ -856,11 +856,12 @@ class Prober(object):
         log_file = os.path.join(directory, "probe.log")
         err_file = os.path.join(directory, "stderr.log")
         env = dict(os.environ, LC_ALL="C", PYTHONUNBUFFERED="1")
-        with open(log_file, "wb") as out, open(err_file, "wb") as err:
-            # A new session and no inherited descriptors: Ansible's pipes close when the module
-            # exits, and the probe survives it.
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=directory,
-                                    env=env, close_fds=True, start_new_session=True)
+        # A new session and no inherited descriptors: Ansible's pipes close when the module
+        # exits, and the probe survives it. The directory is new, so the logs start empty.
+        try:
+            proc = spawn_detached(cmd, log_file, err_file, cwd=directory, env=env)
+        except OSError as exc:
+            raise ProbeError("cannot start the probe %s: %s" % (cmd[0], exc))
         started = time.time()
         stat = read_proc_stat(proc.pid)
         state = {

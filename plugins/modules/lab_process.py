@@ -104,11 +104,11 @@ cmdline_changed:
 import json
 import os
 import signal
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.xenlab.migration.plugins.module_utils.process import spawn_detached
 from ansible_collections.xenlab.migration.plugins.module_utils.results import write_json_atomic
 
 
@@ -182,16 +182,9 @@ def start(module):
         argv = ["ip", "netns", "exec", p["netns"]] + argv
     log_path = p["log_file"] or os.devnull
     try:
-        log = open(log_path, "ab")
+        proc = spawn_detached(argv, log_path)
     except OSError as exc:
-        module.fail_json(msg="cannot open log file %s: %s" % (log_path, exc))
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
-    except OSError as exc:
-        module.fail_json(msg="cannot start %s: %s" % (p["name"], exc), cmd=argv)
-    finally:
-        log.close()
+        module.fail_json(msg="cannot start %s (log %s): %s" % (p["name"], log_path, exc), cmd=argv)
     deadline = time.monotonic() + p["startup_wait"]
     while True:
         rc = proc.poll()

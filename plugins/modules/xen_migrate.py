@@ -153,14 +153,11 @@ guest_on_source:
 """
 
 import os
-import select
-import signal
-import subprocess
 import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import precopy_log, results
+from ansible_collections.xenlab.migration.plugins.module_utils.process import run_timestamped
 
 # xl's messages that mark the phases of a migration (tools/xl/xl_migrate.c).
 PHASE_MARKS = (
@@ -169,47 +166,6 @@ PHASE_MARKS = (
     ("target_started", "Target reports successful startup"),
     ("done", "Migration successful"),
 )
-
-
-def run_timestamped(argv, env, timeout):
-    """Run argv, returning (rc, [(t_ms, line)], timed_out); lines split on LF and CR."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
-    lines, buf, timed_out = [], b"", False
-    fd = proc.stdout.fileno()
-    while True:
-        remaining = timeout - (time.monotonic() - t0)
-        if remaining <= 0:
-            timed_out = True
-            # The toolstack and its ssh child form their own session: stop them all by process group.
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            break
-        ready, dummy, dummy2 = select.select([fd], [], [], min(remaining, 1.0))
-        if not ready:
-            continue
-        chunk = os.read(fd, 65536)
-        now = (time.monotonic() - t0) * 1000.0
-        if not chunk:
-            break
-        buf += chunk
-        while True:
-            cut = [i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0]
-            if not cut:
-                break
-            i = min(cut)
-            line = buf[:i].decode("utf-8", "replace")
-            buf = buf[i + 1:]
-            if line.strip():
-                lines.append((round(now, 1), line))
-    if buf.strip():
-        lines.append((round((time.monotonic() - t0) * 1000.0, 1), buf.decode("utf-8", "replace")))
-    rc = proc.wait()
-    return rc, lines, timed_out, (time.monotonic() - t0) * 1000.0
 
 
 def domain_state(module, toolstack, domain):
