@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: xenlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Lab end-to-end tests: one local lab per test session, shared by every test.
+
+The session brings the lab up with site.yml on the lab inventory (which starts the QEMU dom0s
+and the containers first) unless XENLAB_LAB_REUSE=1 says it is already converged. Everything
+runs through ansible/ansible-playbook exactly as a user would.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+INVENTORY = os.path.join(ROOT, "inventories", "lab")
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["CONTAINERS_CONF"] = os.path.join(ROOT, "tests", "containers.conf")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+def run(argv, timeout=3600, check=True):
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    proc.seconds = time.monotonic() - t0
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (rc %d) after %.0f s:\n%s\n%s" % (
+            " ".join(argv), proc.returncode, proc.seconds, proc.stdout[-6000:], proc.stderr[-3000:]))
+    return proc
+
+
+def playbook(path, *extra, **kw):
+    return run(["ansible-playbook", "-i", INVENTORY, path] + list(extra), **kw)
+
+
+def recap(stdout):
+    return dict((h, dict(ok=int(o), changed=int(c), unreachable=int(u), failed=int(f)))
+                for h, o, c, u, f in RECAP.findall(stdout))
+
+
+def adhoc(host, module, args, check=True, extra=()):
+    """Run one module on one host; return its result mapping (json callback)."""
+    env_argv = ["ansible", "-i", INVENTORY, host, "-m", module, "-a", args] + list(extra)
+    t0 = time.monotonic()
+    env = _env()
+    env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    proc = subprocess.run(env_argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    try:
+        data = json.loads(proc.stdout)
+        res = data["plays"][0]["tasks"][0]["hosts"][host]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("no JSON result from %s:\n%s\n%s" % (" ".join(env_argv), proc.stdout[-3000:], proc.stderr[-3000:]))
+    res["_seconds"] = time.monotonic() - t0
+    if check and (res.get("failed") or res.get("unreachable")):
+        raise AssertionError("%s on %s failed: %s" % (module, host, json.dumps(res)[-4000:]))
+    return res
+
+
+def shell(host, command, check=True):
+    return adhoc(host, "ansible.builtin.shell", command, check=check)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The converged lab: site.yml run once (bring-up time and first run printed)."""
+    info = {}
+    if os.environ.get("XENLAB_LAB_REUSE") != "1":
+        proc = playbook("site.yml", timeout=3000)
+        info["site_first_seconds"] = proc.seconds
+        print("\nxenlab: lab up and site.yml converged in %.0f s" % proc.seconds)
+    yield info
+    if os.environ.get("XENLAB_LAB_KEEP") != "1" and os.environ.get("XENLAB_LAB_REUSE") != "1":
+        playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)
