@@ -36,7 +36,9 @@ def test_guest_reachable_from_client_over_routed_network(lab):
     # Routed, not bridged: the client reaches the guest through the dom0's MAC (proxy ARP).
     host = where_is_guest()
     mac_dom0 = shell(host, "cat /sys/class/net/eth0/address")["stdout"].strip()
-    neigh = shell("client", "ip neigh show %s" % GUEST_IP)["stdout"]
+    # Right after a migration the client's entry may still be re-resolving: wait for a MAC.
+    neigh = shell("client", "for i in $(seq 20); do ping -c 1 -W 1 {0} >/dev/null; "
+                            "ip neigh show {0} | grep -q lladdr && break; sleep 1; done; ip neigh show {0}".format(GUEST_IP))["stdout"]
     assert mac_dom0 in neigh, (mac_dom0, neigh)
 
 
