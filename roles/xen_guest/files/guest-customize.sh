@@ -87,3 +87,10 @@ for kdir in "$root"/lib/modules/*; do
     done
     chroot "$root" depmod "$(basename "$kdir")"
 done
+
+# A small initrd: the guest only needs its Xen block and network frontends and ext4 to mount
+# /dev/xvda (Debian's default MODULES=most unpacks to more than a 256 MiB guest can hold).
+install -d "$root/etc/initramfs-tools/conf.d"
+printf 'MODULES=list\n' > "$root/etc/initramfs-tools/conf.d/xenlab.conf"
+printf 'xen-blkfront\nxen-netfront\next4\n' >> "$root/etc/initramfs-tools/modules"
+chroot "$root" update-initramfs -u -k all
