@@ -156,7 +156,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.xenlab.migration.plugins.module_utils import precopy_log, results
+from ansible_collections.xenlab.migration.plugins.module_utils import precopy_log, results, xl
 from ansible_collections.xenlab.migration.plugins.module_utils.process import run_timestamped
 
 # xl's messages that mark the phases of a migration (tools/xl/xl_migrate.c).
@@ -173,11 +173,11 @@ def domain_state(module, toolstack, domain):
     rc, out, dummy = module.run_command([toolstack, "list", domain])
     if rc != 0:
         return False, None
-    for line in out.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == domain and len(fields) >= 5:
-            return True, fields[4]
-    return True, None
+    try:
+        row = xl.find_domain(xl.parse_list(out), domain)
+    except xl.XlParseError:
+        return True, None
+    return True, row["state"] if row else None
 
 
 def phases_of(lines):
