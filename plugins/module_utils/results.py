@@ -88,6 +88,17 @@ def _fsync_dir(directory):
 def write_json_atomic(path, data, mode=0o644, make_dirs=False):
     """Write ``data`` as JSON to ``path`` so readers see the old file or the new one, never a part.
 
+    See :func:`write_text_atomic`; a value json cannot encode raises before any file is made.
+    Returns the absolute path written.
+    """
+    # Serialise first: a value json cannot encode must not cost a temporary file.
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return write_text_atomic(path, text, mode=mode, make_dirs=make_dirs)
+
+
+def write_text_atomic(path, text, mode=0o644, make_dirs=False):
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never a part.
+
     The text goes to a temporary file in the same directory (same file system, so the rename is
     atomic), which is flushed, fsync'ed, given ``mode`` and renamed over ``path`` with
     ``os.replace``; then the directory is fsync'ed. On any error the temporary file is removed and
@@ -96,10 +107,10 @@ def write_json_atomic(path, data, mode=0o644, make_dirs=False):
     """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError("path must be a non-empty file path, got %r" % (path,))
+    if not isinstance(text, str):
+        raise ValueError("text must be a string, got %s" % type(text).__name__)
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
-    # Serialise first: a value json cannot encode must not cost a temporary file.
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
     if make_dirs:
         os.makedirs(directory, exist_ok=True)
     elif not os.path.isdir(directory):

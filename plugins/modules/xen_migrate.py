@@ -60,9 +60,11 @@ options:
   policy:
     description:
       - Pre-copy stop policy for this migration; needs the patched libxenguest of the M(xenlab.migration.xen_build) role.
-      - V(xen417) is Xen 4.17's own rule; leave unset to use the dom0's configured default.
+      - V(xen) (or its alias V(xen417)) is Xen 4.17's own rule run by the patch, V(xen34) Xen 3.4's, V(sd) the thesis's
+        standard-deviation tracking, V(adaptive) the self-calibrating rule of docs/precopy.md.
+      - Leave unset to use the dom0's configured default (C(/etc/xenlab/precopy.conf), else Xen's own function).
     type: str
-    choices: [xen417, xen34, sd, adaptive]
+    choices: [xen, xen417, xen34, sd, adaptive]
   policy_options:
     description:
       - "Parameters of the stop policy, passed as C(XENLAB_PRECOPY_<NAME>) environment variables, for example
@@ -141,6 +143,15 @@ precopy:
   returned: success
   type: list
   elements: dict
+precopy_run:
+  description:
+    - What the patched libxenguest logged about this migration besides its calls, V(null) with a stock library.
+    - C(policy) (the name it ran, V(xen) logs as V(xen417)), C(source) (V(env), V(file) or V(default)), C(decider)
+      (V(simple_precopy_policy) when Xen's own function decided), C(params) (the policy's settings), C(stop)
+      (iteration, V(before_send)/V(after_send), live passes, reason) and C(final) (the stop-and-copy; iteration,
+      dirty_count, and the milliseconds suspend_ms, paused_ms, elapsed_ms since the pre-copy started).
+  returned: success
+  type: dict
 log:
   description: The toolstack's output, one line per entry, each prefixed with its time in ms since the start.
   returned: always
@@ -166,6 +177,10 @@ PHASE_MARKS = (
     ("target_started", "Target reports successful startup"),
     ("done", "Migration successful"),
 )
+
+
+# What the result file keeps of the module's return.
+RECORD_KEYS = ("total_time_ms", "phases", "downtime_estimate_ms", "iterations", "precopy", "precopy_run")
 
 
 def domain_state(module, toolstack, domain):
@@ -198,7 +213,7 @@ def main():
             timeout=dict(type="int", default=900),
             ssh_command=dict(type="str"),
             progress_shim=dict(type="path", default="/usr/lib/xenlab/libxenlab-xlprogress.so"),
-            policy=dict(type="str", choices=["xen417", "xen34", "sd", "adaptive"]),
+            policy=dict(type="str", choices=["xen", "xen417", "xen34", "sd", "adaptive"]),
             policy_options=dict(type="dict", default={}),
             precopy_log=dict(type="path"),
             result_file=dict(type="path"),
@@ -275,6 +290,12 @@ def main():
             note = " (it was paused: unpaused)"
         last = [line for dummy, line in lines if line.strip()][-3:]
         why = "timed out after %d s" % p["timeout"] if timed_out else "failed (exit %d)" % rc
+        try:
+            refused = [m["error"] for m in precopy_log.parse_precopy_log(policy_text) if m.get("error")]
+        except ValueError:
+            refused = []
+        if refused:
+            why += ", the patched libxenguest refused the stop policy settings (%s)" % refused[-1]
         where = ("%s still runs on the source %s, state %s%s" % (domain, base["source"], state, note) if here
                  else "%s is NOT running on the source %s any more: check the target" % (domain, base["source"]))
         module.fail_json(changed=False, msg="migration of %s to %s %s: %s. %s" % (domain, target, why, " | ".join(last), where),
@@ -291,19 +312,21 @@ def main():
         rec = dict(rec)
         rec["t_ms"] = times.get(rec.pop("line"))
         iterations.append(rec)
-    precopy = []
+    precopy, precopy_run = [], None
     if policy_text.strip():
         try:
             migrations = precopy_log.parse_precopy_log(policy_text)
             if migrations:
-                precopy = migrations[-1]["records"]
+                mig = migrations[-1]
+                precopy = mig["records"]
+                precopy_run = dict((k, mig.get(k)) for k in ("policy", "source", "decider", "params", "stop", "final"))
         except ValueError as e:
             module.warn("could not read the stop policy's log: %s" % e)
 
     phases = phases_of(lines)
     phases["done"] = phases.get("done", round(total_ms, 1))
     out = dict(base, total_time_ms=round(total_ms, 1), phases=phases, iterations=iterations,
-               precopy=precopy, policy=p["policy"], started=started, finished=finished)
+               precopy=precopy, precopy_run=precopy_run, policy=p["policy"], started=started, finished=finished)
     if "suspended" in phases and "target_started" in phases:
         out["downtime_estimate_ms"] = round(phases["target_started"] - phases["suspended"], 1)
 
@@ -314,7 +337,7 @@ def main():
     if p["result_file"]:
         record = results.measurement_record(
             "migration",
-            dict((k, out.get(k)) for k in ("total_time_ms", "phases", "downtime_estimate_ms", "iterations", "precopy")),
+            dict((k, out.get(k)) for k in RECORD_KEYS),
             params=dict(domain=domain, target=target, toolstack=ts, policy=p["policy"],
                         policy_options=p["policy_options"]),
             host=base["source"], started=started, finished=finished, extra=p["result_extra"] or None)

@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: xenlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pre-copy stop policies side by side on the local lab (``make bench-policy``).
+
+Runs ``playbooks/experiments/stop_policy.yml`` on the lab at a size that fits about 20 minutes
+(``--repetitions``, default 2, per workload and policy; the policies interleaved), then prints,
+per workload and policy, the medians of the time after the first pass, the downtime (probe,
+Eq. 14, and xl's suspend-to-started), the pages sent and the live passes, with the ratios
+against ``xen`` and ``xen34`` measured in the same run, and checks issue 5's claims:
+
+* non_converging: adaptive's time after the first pass <= 0.5 x xen34's, its downtime
+  <= 1.1 x xen34's;
+* converging: adaptive's downtime <= xen's (within the probe's resolution, 2 intervals);
+* sd's time after the first pass < xen34's on non_converging (the thesis's direction);
+* every run's offline replay stops at the call the patched library stopped at.
+
+The lab must be up and converged (``make lab-up`` and ``site.yml``; ``make demo`` does both).
+Exit status 1 when a claim does not hold, 2 when the experiment itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, ".collections"))
+
+from ansible_collections.xenlab.migration.plugins.module_utils import policy_experiment  # noqa: E402  pylint: disable=wrong-import-position
+
+PROBE_SLACK_MS = 20.0
+
+
+def run_experiment(args):
+    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", args.inventory,
+           os.path.join(ROOT, "playbooks", "experiments", "stop_policy.yml"),
+           "-e", "repetitions=%d" % args.repetitions,
+           "-e", "results_root=%s" % os.path.join(ROOT, "results", "bench")]
+    if args.resume:
+        cmd += ["-e", "stop_policy_results_dir=%s" % args.resume]
+    for extra in args.extra_vars:
+        cmd += ["-e", extra]
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def newest_results():
+    dirs = sorted(glob.glob(os.path.join(ROOT, "results", "bench", "stop_policy", "*")))
+    return dirs[-1] if dirs else None
+
+
+def check(rows):
+    agg = dict(((r["workload"], r["policy"]), r) for r in rows)
+    verdicts = []
+
+    def get(w, p, f):
+        r = agg.get((w, p))
+        return None if r is None else r.get("median_" + f)
+
+    def downtime(w, p):
+        d = get(w, p, "downtime_ms")
+        return d if d is not None else get(w, p, "toolstack_downtime_ms")
+
+    a, x34 = get("non_converging", "adaptive", "after_first_ms"), get("non_converging", "xen34", "after_first_ms")
+    if a is not None and x34:
+        verdicts.append(("non_converging: adaptive after-first-pass time <= 0.5 x xen34's (%.2f)" % (a / x34), a <= 0.5 * x34))
+    da, d34 = downtime("non_converging", "adaptive"), downtime("non_converging", "xen34")
+    if da is not None and d34:
+        verdicts.append(("non_converging: adaptive downtime <= 1.1 x xen34's (%.2f)" % (da / d34), da <= 1.1 * d34))
+    dc, dx = downtime("converging", "adaptive"), downtime("converging", "xen")
+    if dc is not None and dx:
+        verdicts.append(("converging: adaptive downtime <= xen's (%.0f vs %.0f ms, slack %.0f ms)" % (dc, dx, PROBE_SLACK_MS),
+                         dc <= dx + PROBE_SLACK_MS))
+    s, x34 = get("non_converging", "sd", "after_first_ms"), get("non_converging", "xen34", "after_first_ms")
+    if s is not None and x34:
+        verdicts.append(("non_converging: sd after-first-pass time < xen34's (%.2f)" % (s / x34), s < x34))
+    total = sum(r["n"] for r in rows)
+    matches = sum(r["replay_matches"] for r in rows)
+    verdicts.append(("offline replay predicts the stopping call: %d of %d runs" % (matches, total), matches == total))
+    return verdicts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--repetitions", type=int, default=int(os.environ.get("XENLAB_BENCH_REPETITIONS", "2")))
+    parser.add_argument("--inventory", default=os.path.join(ROOT, "inventories", "lab"))
+    parser.add_argument("--resume", help="results directory of an interrupted run to complete")
+    parser.add_argument("--summary-only", metavar="DIR", help="only print the summary of an existing results directory")
+    parser.add_argument("-e", dest="extra_vars", action="append", default=[], help="extra variables for the playbook")
+    args = parser.parse_args()
+
+    t0 = time.monotonic()
+    if args.summary_only:
+        rdir = args.summary_only
+    else:
+        before = newest_results()
+        rc = run_experiment(args)
+        rdir = args.resume or newest_results()
+        if rc != 0 or rdir is None or (rdir == before and not args.resume):
+            print("bench-policy: the experiment failed (ansible-playbook exit %d)" % rc)
+            return 2
+    with open(os.path.join(rdir, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    rows = summary["rows"]
+    print()
+    print("Stop policies on the local lab: medians per workload and policy, ratios measured in the same run")
+    print("(results: %s, %.1f min)" % (rdir, (time.monotonic() - t0) / 60.0))
+    print()
+    print(policy_experiment.format_table(rows))
+    failed = 0
+    for text, ok in check(rows):
+        print("%s %s" % ("ok  " if ok else "FAIL", text))
+        failed += 0 if ok else 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
