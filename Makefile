@@ -14,7 +14,7 @@ export CONTAINERS_CONF := $(CURDIR)/tests/containers.conf
 # tshark/sipp for the RTP fixtures and benchmarks. Xen, Asterisk, Postfix never go here.
 HOST_PACKAGES := python3-venv python3-dev gcc make git qemu-system-x86 qemu-utils mmdebstrap \
 	podman runc uidmap e2fsprogs iproute2 iptables socat tshark sip-tester openssh-client \
-	arch-test cpio zstd patch
+	arch-test cpio zstd patch iputils-ping
 
 .PHONY: help deps host-deps venv test unit lint sanity molecule lab-test demo \
 	lab-up lab-down lab-status bench-rtp bench-policy clean
