@@ -17,13 +17,14 @@ HOST_PACKAGES := python3-venv python3-dev gcc make git qemu-system-x86 qemu-util
 	arch-test cpio zstd patch iputils-ping
 
 .PHONY: help deps host-deps venv test unit lint sanity molecule lab-test demo \
-	lab-up lab-down lab-status bench-rtp bench-policy clean
+	lab-up lab-down lab-status bench-rtp bench-policy report clean
 
 help:
 	@echo "make demo      build the local lab, run a migration experiment, show its results"
 	@echo "make test      install what is needed and run every test (unit, lint, sanity, molecule, lab)"
 	@echo "make lab-up | lab-down | lab-status   manage the local QEMU lab"
 	@echo "make bench-rtp | bench-policy          benchmarks"
+	@echo "make report [RESULTS=dir]              report.md + plots of a results directory (default: newest)"
 
 deps: host-deps venv
 
@@ -79,6 +80,9 @@ bench-rtp: deps
 
 bench-policy: deps
 	$(PY) benchmarks/bench_policy.py
+
+report: venv
+	$(PY) scripts/report $(RESULTS)
 
 clean:
 	rm -rf .build tests/output
