@@ -31,9 +31,28 @@ def _env():
     return env
 
 
-def run(argv, timeout=3600, check=True):
+LOG_DIR = os.path.join(ROOT, "tests", "output", "lab")
+_LOG_SEQ = []
+
+
+def run(argv, timeout=3600, check=True, name=None):
+    """Run a command; its output also goes to tests/output/lab/NN-<name>.log as it comes, so a
+    long playbook can be followed with tail -f."""
+    os.makedirs(LOG_DIR, exist_ok=True)
+    _LOG_SEQ.append(1)
+    name = os.path.basename(name or argv[0])
+    log = os.path.join(LOG_DIR, "%02d-%s.log" % (len(_LOG_SEQ), re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]))
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    with open(log, "w+", encoding="utf-8") as out:
+        out.write("+ %s\n" % " ".join(argv))
+        out.flush()
+        try:
+            proc = subprocess.run(argv, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
+                                  timeout=timeout, check=False)
+        finally:
+            out.seek(0)
+            text = out.read()
+    proc.stdout, proc.stderr = text, ""
     proc.seconds = time.monotonic() - t0
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (rc %d) after %.0f s:\n%s\n%s" % (
@@ -42,6 +61,7 @@ def run(argv, timeout=3600, check=True):
 
 
 def playbook(path, *extra, **kw):
+    kw.setdefault("name", path)
     return run(["ansible-playbook", "-i", INVENTORY, path] + list(extra), **kw)
 
 
