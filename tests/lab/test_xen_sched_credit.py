@@ -4,29 +4,16 @@
 """xen_sched_credit on the lab's source dom0, for real: set, idempotence, check mode, errors, restore.
 
 Only Domain-0's weight and cap change, and they are put back to Xen's defaults (256, no cap)
-whatever happens. Skipped when the lab is not up (nothing listens on the source's ssh port).
+whatever happens. Uses the converged lab of the session (fixture `lab`).
 """
-
-import socket
 
 import pytest
 
 from conftest import adhoc, shell
 
-HOST, SSH_PORT = "source", 2211
+HOST = "source"
 MODULE = "xenlab.migration.xen_sched_credit"
 DOM0 = "domain=Domain-0"
-
-
-def _lab_up():
-    try:
-        with socket.create_connection(("127.0.0.1", SSH_PORT), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _lab_up(), reason="lab not up: 127.0.0.1:%d (source ssh) is closed" % SSH_PORT)
 
 
 def xl_weight_cap():
@@ -41,7 +28,7 @@ def sched(args, **kw):
     return adhoc(HOST, MODULE, args, **kw)
 
 
-def test_cap_set_idempotent_check_mode_and_restored():
+def test_cap_set_idempotent_check_mode_and_restored(lab):  # pylint: disable=unused-argument
     try:
         current = sched(DOM0)
         assert current["changed"] is False and current["scheduler"] == "credit" and current["domid"] == 0
@@ -65,7 +52,7 @@ def test_cap_set_idempotent_check_mode_and_restored():
     assert xl_weight_cap() == (256, 0)
 
 
-def test_clear_errors_and_nothing_changed():
+def test_clear_errors_and_nothing_changed(lab):  # pylint: disable=unused-argument
     before = xl_weight_cap()
     try:
         bad_cap = sched(DOM0 + " cap=150", check=False)
