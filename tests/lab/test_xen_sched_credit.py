@@ -7,8 +7,6 @@ Only Domain-0's weight and cap change, and they are put back to Xen's defaults (
 whatever happens. Uses the converged lab of the session (fixture `lab`).
 """
 
-import pytest
-
 from conftest import adhoc, shell
 
 HOST = "source"
