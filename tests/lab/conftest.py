@@ -28,6 +28,8 @@ def _env():
     env["CONTAINERS_CONF"] = os.path.join(ROOT, "tests", "containers.conf")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
+    # Per-task times in the logs (tests/output/lab): where a long bring-up spends its minutes.
+    env.setdefault("ANSIBLE_CALLBACKS_ENABLED", "ansible.posix.timer,ansible.posix.profile_tasks")
     return env
 
 
