@@ -78,6 +78,7 @@ def adhoc(host, module, args, check=True, extra=()):
     t0 = time.monotonic()
     env = _env()
     env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # stdout must be the JSON callback's alone
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     proc = subprocess.run(env_argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     try:
