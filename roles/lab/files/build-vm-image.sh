@@ -8,6 +8,7 @@ tmp=$(mktemp -d "$out.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mmdebstrap --quiet --variant=apt --include="$packages" \
     --customize-hook="sh '$customize' \"\$1\" vm '$lab_mirror' '$suite' '$pubkey' '$hosts'" \
+    --customize-hook='printf "# xenlab: no DNS server in the lab; names are in /etc/hosts.\n" > "$1/etc/resolv.conf"' \
     --customize-hook="copy-out /boot '$tmp/'" \
     "$suite" "$tmp/root" "$mirror"
 mke2fs -q -t ext4 -L xenlab-root -d "$tmp/root" -F "$tmp/root.img" "$size"

@@ -21,6 +21,10 @@ set -- "$@" --customize-hook="sh '$here/guest-customize.sh' \"\$1\" '$guest_mirr
 if [ -n "$profile" ]; then
     set -- "$@" --customize-hook="sh '$here/guest-profile.sh' finalize \"\$1\" '$profile'"
 fi
+# Last: mmdebstrap copied the controller's resolv.conf in for the build. The lab has no DNS
+# server, and a nameserver outside it would only make every lookup (Postfix's smtpd looks up each
+# client) wait 5 s for a reply that cannot come: no nameserver, lookups fail at once.
+set -- "$@" --customize-hook='printf "# xenlab: no DNS server in the lab; names are in /etc/hosts.\n" > "$1/etc/resolv.conf"'
 set -- "$@" --customize-hook="copy-out /boot '$tmp/'"
 echo "xenlab: building the guest root file system ($suite${profile:+, profile $(basename "$profile")})"
 mmdebstrap --quiet --variant=apt --include="$packages" \
