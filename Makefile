@@ -1,4 +1,4 @@
-# xenlab: `make demo` builds the local lab and runs a migration experiment; `make test` runs every test.
+# xenlab: `make demo` builds the local lab and runs a short migration campaign; `make test` runs every test.
 # Both install what they need first (Debian packages as root, Python tools into .venv/).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -20,7 +20,7 @@ HOST_PACKAGES := python3-venv python3-dev gcc make git qemu-system-x86 qemu-util
 	lab-up lab-down lab-status bench-rtp bench-policy report clean
 
 help:
-	@echo "make demo      build the local lab, run a migration experiment, show its results"
+	@echo "make demo      build the local lab, run a short migration campaign, show its report"
 	@echo "make test      install what is needed and run every test (unit, lint, sanity, molecule, lab)"
 	@echo "make lab-up | lab-down | lab-status   manage the local QEMU lab"
 	@echo "make bench-rtp | bench-policy          benchmarks"
