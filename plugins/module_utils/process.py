@@ -94,3 +94,31 @@ def run_timestamped(argv, env=None, timeout=None, term_grace=10.0):
     proc.stdout.close()
     rc = proc.wait()
     return rc, lines, timed_out, (time.monotonic() - t0) * 1000.0
+
+
+def read_proc_stat(pid):
+    """(state letter, start time in clock ticks) of a process, or None if there is none."""
+    try:
+        with open("/proc/%d/stat" % pid, "r") as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    fields = text[text.rfind(")") + 2:].split()
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def read_cmdline(pid):
+    """A process's argument vector, or None if there is no such process."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            raw = handle.read()
+    except (IOError, OSError):
+        return None
+    parts = raw.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [part.decode("utf-8", "surrogateescape") for part in parts]

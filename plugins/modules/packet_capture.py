@@ -331,7 +331,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import results
-from ansible_collections.xenlab.migration.plugins.module_utils.process import spawn_detached
+from ansible_collections.xenlab.migration.plugins.module_utils.process import read_cmdline, read_proc_stat, spawn_detached
 
 RECORD_KIND = "packet_capture"
 STATE_VERSION = 1
@@ -422,32 +422,6 @@ def parse_dumpcap_messages(text):
         out["packets_received"] = sum(int(r) for r, _d in received)
         out["packets_dropped"] = sum(int(d) for _r, d in received)
     return out
-
-
-def read_proc_stat(pid):
-    """(state letter, start time in clock ticks) of a process, or None if there is none."""
-    try:
-        with open("/proc/%d/stat" % pid, "r") as handle:
-            text = handle.read()
-    except (IOError, OSError):
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def read_cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError):
-        return None
-    parts = raw.split(b"\0")
-    if parts and parts[-1] == b"":
-        parts.pop()
-    return [part.decode("utf-8", "surrogateescape") for part in parts]
 
 
 def check_our_process(pid, cmd, start_ticks):

@@ -524,7 +524,7 @@ import xml.etree.ElementTree as ET
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import parsers, results
 from ansible_collections.xenlab.migration.plugins.module_utils import sipp as sipplib
-from ansible_collections.xenlab.migration.plugins.module_utils.process import spawn_detached
+from ansible_collections.xenlab.migration.plugins.module_utils.process import read_cmdline, read_proc_stat, spawn_detached
 
 RECORD_KIND = "sipp_load"
 STATE_VERSION = 1
@@ -563,32 +563,6 @@ def default_state_dir():
 
 def cmdline_digest(argv):
     return hashlib.sha256(b"\0".join(arg.encode("utf-8", "surrogateescape") for arg in argv)).hexdigest()
-
-
-def read_proc_stat(pid):
-    """(state letter, start time in clock ticks) of a process, or None if there is none."""
-    try:
-        with open("/proc/%d/stat" % pid, "r") as handle:
-            text = handle.read()
-    except (IOError, OSError):
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def read_cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError):
-        return None
-    parts = raw.split(b"\0")
-    if parts and parts[-1] == b"":
-        parts.pop()
-    return [part.decode("utf-8", "surrogateescape") for part in parts]
 
 
 def check_our_process(pid, digest, start_ticks):
