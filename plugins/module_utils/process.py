@@ -122,3 +122,16 @@ def read_cmdline(pid):
     if parts and parts[-1] == b"":
         parts.pop()
     return [part.decode("utf-8", "surrogateescape") for part in parts]
+
+
+def check_alive(pid, start_ticks):
+    """(True, '') if PID runs and, when start_ticks is given, is still the process that started
+    then (a recycled PID has another start time); else (False, why not)."""
+    stat = read_proc_stat(pid)
+    if stat is None:
+        return False, "process %d no longer exists" % pid
+    if stat[0] in ("Z", "X"):
+        return False, "process %d has exited" % pid
+    if start_ticks is not None and stat[1] != start_ticks:
+        return False, "PID %d now belongs to another process (its start time differs)" % pid
+    return True, ""

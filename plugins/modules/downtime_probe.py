@@ -435,7 +435,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import downtime, parsers, results
-from ansible_collections.xenlab.migration.plugins.module_utils.process import read_cmdline, read_proc_stat, spawn_detached
+from ansible_collections.xenlab.migration.plugins.module_utils.process import check_alive, read_cmdline, read_proc_stat, spawn_detached
 
 RECORD_KIND = "downtime_probe"
 STATE_VERSION = 1
@@ -648,13 +648,9 @@ def resolve(target):
 
 def check_our_process(pid, cmd, start_ticks):
     """(True, '') if PID is alive and is the probe we started, else (False, why not)."""
-    stat = read_proc_stat(pid)
-    if stat is None:
-        return False, "process %d no longer exists" % pid
-    if stat[0] in ("Z", "X"):
-        return False, "process %d has exited" % pid
-    if start_ticks is not None and stat[1] != start_ticks:
-        return False, "PID %d now belongs to another process (its start time differs)" % pid
+    alive, why = check_alive(pid, start_ticks)
+    if not alive:
+        return False, why
     cmdline = read_cmdline(pid)
     if cmdline != cmd:
         return False, "PID %d now runs %r, not the probe %r" % (pid, cmdline, cmd)

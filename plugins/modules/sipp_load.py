@@ -524,7 +524,7 @@ import xml.etree.ElementTree as ET
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenlab.migration.plugins.module_utils import parsers, results
 from ansible_collections.xenlab.migration.plugins.module_utils import sipp as sipplib
-from ansible_collections.xenlab.migration.plugins.module_utils.process import read_cmdline, read_proc_stat, spawn_detached
+from ansible_collections.xenlab.migration.plugins.module_utils.process import check_alive, read_cmdline, read_proc_stat, spawn_detached
 
 RECORD_KIND = "sipp_load"
 STATE_VERSION = 1
@@ -567,13 +567,9 @@ def cmdline_digest(argv):
 
 def check_our_process(pid, digest, start_ticks):
     """(True, '') if PID is alive and is the SIPp we started, else (False, why not)."""
-    stat = read_proc_stat(pid)
-    if stat is None:
-        return False, "process %d no longer exists" % pid
-    if stat[0] in ("Z", "X"):
-        return False, "process %d has exited" % pid
-    if start_ticks is not None and stat[1] != start_ticks:
-        return False, "PID %d now belongs to another process (its start time differs)" % pid
+    alive, why = check_alive(pid, start_ticks)
+    if not alive:
+        return False, why
     cmdline = read_cmdline(pid)
     if cmdline is None or cmdline_digest(cmdline) != digest:
         return False, "PID %d now runs %r, not the recorded SIPp" % (pid, (cmdline or [""])[0])
