@@ -39,9 +39,10 @@ LOG_VERSION = "1"
 POLICY_NAMES = ("xen417", "xen34", "sd", "adaptive")
 SOURCES = ("default", "env", "file")
 DECISIONS = {"continue": 0, "stop": 1, "abort": -1}
-REASONS = ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink", "stock", "bad_guest_size")
+REASONS = ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink", "no_progress", "stock",
+           "bad_guest_size")
 PARAMS = ("max_iterations", "target_dirty_count", "max_factor", "track_from", "sd_low", "sd_high", "window",
-          "shrink_div", "noise_div")
+          "shrink_div", "noise_div", "early")
 # libxenguest's send_memory_live labels a pass "Frames iteration <precopy_stats.iteration>".
 PASS_LABEL = "Frames iteration"
 SUSPENDED_LABEL = "Domain now suspended"
@@ -147,6 +148,9 @@ def _start(fields, lineno, line):
             mig["params"][key] = _get(fields, key, lineno, line, "int", 0)
     if "max_iterations" not in mig["params"] or "target_dirty_count" not in mig["params"]:
         raise PrecopyLogError(lineno, "start line without max_iterations= and target_dirty_count=", line)
+    if mig["policy"] == "adaptive" and "early" not in mig["params"]:
+        # Logged by a library from before the early check (2026-12-04), which ran without it.
+        mig["params"]["early"] = 0
     return mig
 
 
@@ -230,7 +234,7 @@ def parse_precopy_log(text):
     params {max_iterations, ...}, records, final, error, warnings, stop, line. ``records``: one per
     policy call, {iteration, dirty_count, total_written, elapsed_ms, sd (None before the
     first sample), decision ('continue'/'stop'/'abort'), phase ('before'/'after'), reason
-    (None or the rule: dirty_count, iterations, total_written, sd_band, no_shrink), line};
+    (None or the rule: dirty_count, iterations, total_written, sd_band, no_shrink, no_progress), line};
     a valid ``stop_policy.replay`` trace. ``final``: the stop-and-copy {iteration,
     dirty_count, elapsed_ms, suspend_ms, paused_ms, line} or None. ``error``: the message
     of an ``event=error`` line (a setting libxenguest refused: no calls follow). ``warnings``:

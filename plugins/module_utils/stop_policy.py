@@ -78,9 +78,17 @@ max_factor = 3):
        (defaults window = 3, shrink_div = 16, noise_div = 1024: < 6.25 % plus 256 pages for a
        1 GiB guest, the size of the sigma the thesis saw on a steady dirty set). A set that no
        longer shrinks (or grows) stops; one that keeps shrinking goes on, up to the xen34 limits.
-    Why window = 3: the first check is at the before call of pass 5, so ``adaptive`` never stops
-    earlier than xen417 (5 passes) except through the xen34 rules, and on a shrinking dirty set
-    its downtime is never above xen417's; on a flat one it stops at pass 5 instead of 29.
+    4. early = 1 (default) and window >= 2: at the first call with two samples (it = 2), the
+       same test on D_1 -> D_2 alone (old = D_1), reason no_progress: a set that the first live
+       pass did not shrink by 1/shrink_div (the dirty rate is at or above the link's) will not
+       shrink later, and waiting for the window only costs passes of the same size.
+    Why window = 3: the window check is first made at the before call of pass 5, so once the
+    first live pass has shrunk the set ``adaptive`` never stops earlier than xen417 (5 passes)
+    except through the xen34 rules, and on a shrinking dirty set its downtime is never above
+    xen417's. Why early: on a set the first live pass did not shrink it stops at pass 2, where
+    xen417 sends three more passes of the same size and xen34 up to 27 (or 3x RAM), for the same
+    final batch. Logs written before the key existed (no early= on their start line) ran
+    without it; precopy_log reads them as early = 0.
     int64 bounds (checked): shrink_div*noise_div*P and (shrink_div + noise_div)*P < 2**63.
 
 Simulator models (pages dirtied during a pass of duration t seconds, rounded half up to an
@@ -288,10 +296,11 @@ class AdaptivePolicy(Xen34Policy):
 
     name = "adaptive"
 
-    def __init__(self, guest_pages=None, window=3, shrink_div=16, noise_div=1024, **limits):
+    def __init__(self, guest_pages=None, window=3, shrink_div=16, noise_div=1024, early=1, **limits):
         self.window = _int("window", window, 1, 1000)
         self.shrink_div = _int("shrink_div", shrink_div, 1, 1 << 20)
         self.noise_div = _int("noise_div", noise_div, 1, 1 << 20)
+        self.early = _int("early", early, 0, 1)
         self.history = []
         self.last_sample_iteration = 0
         super().__init__(guest_pages, **limits)
@@ -316,11 +325,16 @@ class AdaptivePolicy(Xen34Policy):
             self.history = (self.history + [dirty_count])[-(self.window + 1):]
             self.last_sample_iteration = iteration
         if len(self.history) == self.window + 1:
-            old = self.history[0]
-            gain = old - dirty_count
-            if self.shrink_div * self.noise_div * gain < self.noise_div * old + self.shrink_div * self.guest_pages:
+            if self._stalled(self.history[0], dirty_count):
                 return "no_shrink"
+        elif self.early and len(self.history) == 2:
+            if self._stalled(self.history[0], dirty_count):
+                return "no_progress"
         return None
+
+    def _stalled(self, old, dirty_count):
+        gain = old - dirty_count
+        return self.shrink_div * self.noise_div * gain < self.noise_div * old + self.shrink_div * self.guest_pages
 
 
 POLICIES = {

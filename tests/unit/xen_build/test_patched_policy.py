@@ -97,7 +97,7 @@ def random_params(rng, name):
                       sd_high=low + rng.choice([1, 100, 150, rng.randint(1, 2000)]))
     if name == "adaptive":
         params.update(window=rng.randint(1, 6), shrink_div=rng.choice([1, 16, rng.randint(1, 64)]),
-                      noise_div=rng.choice([1, 256, 1024, rng.randint(1, 4096)]))
+                      noise_div=rng.choice([1, 256, 1024, rng.randint(1, 4096)]), early=rng.randint(0, 1))
     # Leave some out: the C defaults must be Python's.
     for key in list(params):
         if key not in ("sd_low", "sd_high") and rng.random() < 0.25:
@@ -147,7 +147,8 @@ def test_decisions_equal_stop_policy_on_random_calls(hbin):
     assert not mismatches, "first mismatch at answer %d: C %s, Python %s" % (
         mismatches[0], out[mismatches[0]], expected[mismatches[0]])
     # Every rule's STOP path was exercised, and every call was logged.
-    assert all(stops.get(r, 0) > 20 for r in ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink")), stops
+    assert all(stops.get(r, 0) > 20 for r in ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink",
+                                                "no_progress")), stops
     assert err.count("event=call") == len(expected) - 480
 
 
@@ -269,6 +270,8 @@ def test_config_file_is_read_and_the_environment_wins(hbin, tmp_path):
      "track_from (env) must be an integer from 2 to 4294967295, got '1'"),
     ({"XENLAB_PRECOPY_POLICY": "adaptive", "XENLAB_PRECOPY_WINDOW": "1001"}, None,
      "window (env) must be an integer from 1 to 1000, got '1001'"),
+    ({"XENLAB_PRECOPY_POLICY": "adaptive", "XENLAB_PRECOPY_EARLY": "2"}, None,
+     "early (env) must be an integer from 0 to 1, got '2'"),
     ({"XENLAB_PRECOPY_POLICY": "xen", "XENLAB_PRECOPY_MAX_ITERATIONS": "-5"}, None,
      "max_iterations (env) must be an integer from 1 to 4294967295, got '-5'"),
     ({"XENLAB_PRECOPY_POLICY": "xen34", "XENLAB_PRECOPY_MAX_FACTOR": "99999999999999999999999"}, None,

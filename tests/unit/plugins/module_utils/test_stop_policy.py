@@ -145,12 +145,33 @@ def test_adaptive_continues_while_shrinking_then_stops():
 def test_adaptive_threshold_edge_is_strict():
     # old = D_1 = 1600: threshold 1600/16 + 64 = 164 pages. In integers:
     # 16 * 1024 * 164 = 2 686 976 = 1024 * 1600 + 16 * 65536, not less -> continue; 163 -> stop.
-    assert run_calls(sp.AdaptivePolicy(P), loop_calls(P, [1600, 1500, 1450, 1436]))[-1] == C
-    assert run_calls(sp.AdaptivePolicy(P), loop_calls(P, [1600, 1500, 1450, 1437]))[-1] == S
+    # (early = 0: D_1 -> D_2 = 1600 -> 1500 would stop the early check already.)
+    assert run_calls(sp.AdaptivePolicy(P, early=0), loop_calls(P, [1600, 1500, 1450, 1436]))[-1] == C
+    assert run_calls(sp.AdaptivePolicy(P, early=0), loop_calls(P, [1600, 1500, 1450, 1437]))[-1] == S
+    # The early check's edge, the same arithmetic on D_1 -> D_2: 164 pages continue, 163 stop.
+    assert run_calls(sp.AdaptivePolicy(P), loop_calls(P, [1600, 1436])) == [C] * 5
+    pol = sp.AdaptivePolicy(P)
+    assert run_calls(pol, loop_calls(P, [1600, 1437])) == [C] * 4 + [S] and pol.reason == "no_progress"
+
+
+def test_adaptive_early_check_stops_a_set_the_first_live_pass_did_not_shrink():
+    # Non-converging: D_2 as large as D_1 -> stop before sending D_2 (3 passes with the
+    # stop-and-copy), where the window check alone waits for D_4 (5 passes).
+    pol = sp.AdaptivePolicy(P)
+    assert run_calls(pol, loop_calls(P, [30000, 29950])) == [C] * 4 + [S] and pol.reason == "no_progress"
+    assert sp.replay("adaptive", loop_calls(P, [30000, 29950, 29990, 30010, 29900])) == 2
+    assert sp.replay("adaptive", loop_calls(P, [30000, 29950, 29990, 30010, 29900]), early=0) == 4
+    # A set the first live pass shrank is left to the window check, whatever comes next.
+    pol = sp.AdaptivePolicy(P)
+    assert run_calls(pol, loop_calls(P, [30000, 9000, 9000])) == [C] * 7
+    # Only for window >= 2: with window = 1 the window check is this test already.
+    assert sp.replay("adaptive", loop_calls(P, [30000, 29950]), window=1, early=0) == 2
+    with pytest.raises(ValueError, match="early must be at most 1"):
+        sp.AdaptivePolicy(P, early=2)
 
 
 def test_adaptive_growth_stops_and_first_check_is_pass_5():
-    pol = sp.AdaptivePolicy(P)
+    pol = sp.AdaptivePolicy(P, early=0)
     # No verdict before window + 1 = 4 samples (D_1..D_4), even on a flat set.
     assert run_calls(pol, loop_calls(P, [2000, 2000, 2000])) == [C] * 7
     assert pol(4, P + 6000, -1) == C
@@ -546,14 +567,16 @@ int main(void)
         else if ( strcmp(cmd, "cfg") == 0 )
         {
             int kind;
-            unsigned int mi, tf, w;
+            unsigned int mi, tf, w, ea;
             long long t, sl, sh, sd, nd;
             unsigned long long mf;
-            if ( scanf("%d %u %lld %llu %u %lld %lld %u %lld %lld", &kind, &mi, &t, &mf, &tf, &sl, &sh, &w, &sd, &nd) != 10 )
+            if ( scanf("%d %u %lld %llu %u %lld %lld %u %lld %lld %u", &kind, &mi, &t, &mf, &tf, &sl, &sh, &w, &sd, &nd,
+                       &ea) != 11 )
                 return 2;
             xlpc_defaults(&pol, kind);
             pol.max_iterations = mi; pol.target_dirty_count = t; pol.max_factor = mf; pol.track_from = tf;
             pol.sd_low = sl; pol.sd_high = sh; pol.window = w; pol.shrink_div = sd; pol.noise_div = nd;
+            pol.early = ea;
         }
         else
         {
@@ -636,16 +659,16 @@ def random_params(rng, name):
         params.update(track_from=rng.randint(2, 12), sd_low=low, sd_high=low + rng.choice([1, 100, 150, rng.randint(1, 2000)]))
     if name == "adaptive":
         params.update(window=rng.randint(1, 6), shrink_div=rng.choice([1, 16, rng.randint(1, 64)]),
-                      noise_div=rng.choice([1, 256, 1024, rng.randint(1, 4096)]))
+                      noise_div=rng.choice([1, 256, 1024, rng.randint(1, 4096)]), early=rng.randint(0, 1))
     return params
 
 
 def c_config(name, params):
     full = {"max_iterations": 29, "target_dirty_count": 50, "max_factor": 3, "track_from": 10, "sd_low": 200,
-            "sd_high": 350, "window": 3, "shrink_div": 16, "noise_div": 1024}
+            "sd_high": 350, "window": 3, "shrink_div": 16, "noise_div": 1024, "early": 1}
     full.update(params)
     keys = ("max_iterations", "target_dirty_count", "max_factor", "track_from", "sd_low", "sd_high", "window", "shrink_div",
-            "noise_div")
+            "noise_div", "early")
     return "cfg %d %s" % (KINDS[name], " ".join(str(full[k]) for k in keys))
 
 
@@ -666,7 +689,8 @@ def on_edge(pol, call, decision):
 
 def test_c_reference_makes_the_same_decisions(c_policy):
     rng = random.Random(20120)
-    script, expected, edges, exact = [], [], {"sd_band": 0, "no_shrink": 0}, {"sd": 0, "adaptive": 0, "xen34": 0, "xen417": 0}
+    script, expected, edges = [], [], {"sd_band": 0, "no_shrink": 0, "no_progress": 0}
+    exact = {"sd": 0, "adaptive": 0, "xen34": 0, "xen417": 0}
     for name in sorted(sp.POLICIES):
         for _index in range(250):
             pages = rng.choice([1024, 65536, 262144, 1024 * rng.randint(1, 300), rng.randint(1, 300000)])
@@ -693,7 +717,7 @@ def test_c_reference_makes_the_same_decisions(c_policy):
     mismatches = [i for i, (a, b) in enumerate(zip(got, expected)) if a != b]
     assert not mismatches, "first mismatch at decision %d" % mismatches[0]
     # The comparison exercised both new rules' STOP paths and their exact edges, not only xen34's.
-    assert edges["sd_band"] > 20 and edges["no_shrink"] > 20, edges
+    assert edges["sd_band"] > 20 and edges["no_shrink"] > 20 and edges["no_progress"] > 20, edges
     assert exact["sd"] > 5 and exact["adaptive"] > 5, exact
 
 
@@ -874,9 +898,17 @@ def test_property_replay_and_adaptive_guarantees(model, bandwidth):
             predicted = sp.replay(name, recorded, details=True)
             assert (predicted["passes"], predicted["stopped"]) == (direct["iterations"], direct["stopped"])
     ad, x417, x34 = results["adaptive"], results["xen417"], results["xen34"]
-    # The dirty set of these models never grows after pass 1, so stopping at or after xen417's
-    # point never costs downtime; only the 3x-RAM safety net can stop adaptive earlier.
-    assert ad["iterations"] <= x34["iterations"]
-    if ad["reason"] != "total_written":
-        assert ad["iterations"] >= min(5, x417["iterations"])
-        assert ad["final_pages"] <= x417["final_pages"]
+    ad0 = sp.simulate("adaptive", model, bandwidth, early=0)
+    # The dirty set of these models never grows after pass 1, so without the early check stopping
+    # at or after xen417's point never costs downtime; only the 3x-RAM safety net stops it earlier.
+    assert ad0["iterations"] <= x34["iterations"]
+    if ad0["reason"] != "total_written":
+        assert ad0["iterations"] >= min(5, x417["iterations"])
+        assert ad0["final_pages"] <= x417["final_pages"]
+    # The early check only adds a way to stop: the same call, or sooner and then by that check,
+    # when the first live pass shrank the set by less than the threshold.
+    assert ad["iterations"] <= ad0["iterations"]
+    if ad["iterations"] < ad0["iterations"]:
+        d1, d2 = ad["trace"][1], ad["trace"][2]
+        assert ad["reason"] == "no_progress" and ad["iterations"] == 3
+        assert 16 * 1024 * (d1 - d2) < 1024 * d1 + 16 * ad["trace"][0]
