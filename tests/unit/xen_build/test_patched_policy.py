@@ -147,8 +147,8 @@ def test_decisions_equal_stop_policy_on_random_calls(hbin):
     assert not mismatches, "first mismatch at answer %d: C %s, Python %s" % (
         mismatches[0], out[mismatches[0]], expected[mismatches[0]])
     # Every rule's STOP path was exercised, and every call was logged.
-    assert all(stops.get(r, 0) > 20 for r in ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink",
-                                                "no_progress")), stops
+    rules = ("dirty_count", "iterations", "total_written", "sd_band", "no_shrink", "no_progress")
+    assert all(stops.get(r, 0) > 20 for r in rules), stops
     assert err.count("event=call") == len(expected) - 480
 
 

@@ -862,3 +862,21 @@ def test_real_fixture_directories(tmp_path, rdir, thesis):
     for fig in data["figures"]:
         assert fig["migration_time_ms"] and fig["migration_time_ms"] > 0
         assert fig["sources"][0] == "runs/%s.migration.json" % fig["run"]
+
+
+@pytest.mark.skipif(not REAL, reason="no real campaign results under tests/fixtures/campaign/<campaign>/<timestamp>/ yet")
+@pytest.mark.parametrize("rdir", REAL, ids=lambda d: os.path.relpath(d, os.path.join(FIX, "campaign")))
+def test_real_fixture_summary_is_what_the_lab_run_wrote(tmp_path, rdir, thesis):
+    """The aggregation, re-run on the records of a real campaign, gives the summary.csv and
+    runs.csv its lab run wrote at the end of the campaign (byte for byte), and every run of
+    the plan has its migration record."""
+    copy = str(tmp_path / "results")
+    shutil.copytree(rdir, copy)
+    data = cp.build_report(copy, thesis=thesis, plots=False)
+    for name, key in (("summary.csv", "summary_csv"), ("runs.csv", "runs_csv")):
+        with open(os.path.join(rdir, name), encoding="utf-8", newline="") as f:
+            assert data[key] == f.read(), name
+    with open(os.path.join(rdir, "plan.json"), encoding="utf-8") as f:
+        plan = json.load(f)
+    runs = plan["runs"] if isinstance(plan, dict) else plan
+    assert runs and all(os.path.exists(os.path.join(rdir, "runs", "%s.migration.json" % r["name"])) for r in runs)
