@@ -3,16 +3,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pre-copy stop policies side by side on the local lab (``make bench-policy``).
 
-Runs ``playbooks/experiments/stop_policy.yml`` on the lab at a size that fits about 20 minutes
-(``--repetitions``, default 2, per workload and policy; the policies interleaved), then prints,
+Runs ``playbooks/experiments/stop_policy.yml`` on the lab for the two workloads the claims are
+about (``--workloads``, default converging,non_converging; ``--repetitions``, default 2, per
+workload and policy; the policies interleaved): 16 migrations, about 30 minutes on this machine
+kind (``--repetitions 1``: about 15). Then it prints,
 per workload and policy, the medians of the time after the first pass, the downtime (probe,
 Eq. 14, and xl's suspend-to-started), the pages sent and the live passes, with the ratios
 against ``xen`` and ``xen34`` measured in the same run, and checks issue 5's claims:
 
 * non_converging: adaptive's time after the first pass <= 0.5 x xen34's, its downtime
   <= 1.1 x xen34's;
-* converging: adaptive's stop-and-copy (the part of the downtime a policy decides) <= xen's;
-  the probe's downtime, dominated there by the destination's device hand-over, is printed;
+* converging: adaptive's downtime (probe, else xl's) <= xen's; the stop-and-copy is printed;
 * sd's time after the first pass < xen34's on non_converging (the thesis's direction);
 * every run's offline replay stops at the call the patched library stopped at.
 
@@ -34,10 +35,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
 from ansible_collections.xenlab.migration.plugins.module_utils import policy_experiment  # noqa: E402  pylint: disable=wrong-import-position
-
-# One millisecond: stop_copy_ms is timed by the library's log to 1 us, medians of a few runs.
-STOP_COPY_SLACK_MS = 1.0
-
 
 def run_experiment(args):
     cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", args.inventory,
@@ -77,16 +74,16 @@ def check(rows):
     da, d34 = downtime("non_converging", "adaptive"), downtime("non_converging", "xen34")
     if da is not None and d34:
         verdicts.append(("non_converging: adaptive downtime <= 1.1 x xen34's (%.2f)" % (da / d34), da <= 1.1 * d34))
-    # On a converging set the stop-and-copy is a few hundred pages (tens of ms); the probe's
-    # downtime is then the destination's device hand-over (seconds under TCG, the same for every
-    # policy, varying by +-0.5 s from run to run). The claim is on the part the policy decides.
-    sa, sx = get("converging", "adaptive", "stop_copy_ms"), get("converging", "xen", "stop_copy_ms")
-    if sa is not None and sx is not None:
-        verdicts.append(("converging: adaptive stop-and-copy <= xen's (%.0f vs %.0f ms)" % (sa, sx), sa <= sx + STOP_COPY_SLACK_MS))
+    # Issue 5's claim is on the downtime. On a converging set both policies stop at the floor of
+    # the dirty set (a few hundred to ~1800 pages), so the probe's downtime is mostly the
+    # guest's suspend and the destination's device hand-over, the same for every policy and
+    # varying by +-0.5 s from run to run; the stop-and-copy is printed beside it.
     dc, dx = downtime("converging", "adaptive"), downtime("converging", "xen")
     if dc is not None and dx:
-        verdicts.append(("converging: adaptive downtime vs xen's, probe, with the hand-over (%.0f vs %.0f ms, %.2f)"
-                         % (dc, dx, dc / dx), None))
+        verdicts.append(("converging: adaptive downtime <= xen's (probe: %.0f vs %.0f ms, %.2f)" % (dc, dx, dc / dx), dc <= dx))
+    sa, sx = get("converging", "adaptive", "stop_copy_ms"), get("converging", "xen", "stop_copy_ms")
+    if sa is not None and sx is not None:
+        verdicts.append(("converging: adaptive stop-and-copy vs xen's (%.0f vs %.0f ms)" % (sa, sx), None))
     s, x34 = get("non_converging", "sd", "after_first_ms"), get("non_converging", "xen34", "after_first_ms")
     if s is not None and x34:
         verdicts.append(("non_converging: sd after-first-pass time < xen34's (%.2f)" % (s / x34), s < x34))
