@@ -868,8 +868,9 @@ def test_real_fixture_directories(tmp_path, rdir, thesis):
 @pytest.mark.parametrize("rdir", REAL, ids=lambda d: os.path.relpath(d, os.path.join(FIX, "campaign")))
 def test_real_fixture_summary_is_what_the_lab_run_wrote(tmp_path, rdir, thesis):
     """The aggregation, re-run on the records of a real campaign, gives the summary.csv and
-    runs.csv its lab run wrote at the end of the campaign (byte for byte), and every run of
-    the plan has its migration record."""
+    runs.csv written on the controller when that campaign ran (byte for byte), and every
+    migration record belongs to a run of the plan (an interrupted campaign's missing runs are
+    allowed: the report lists them)."""
     copy = str(tmp_path / "results")
     shutil.copytree(rdir, copy)
     data = cp.build_report(copy, thesis=thesis, plots=False)
@@ -878,5 +879,6 @@ def test_real_fixture_summary_is_what_the_lab_run_wrote(tmp_path, rdir, thesis):
             assert data[key] == f.read(), name
     with open(os.path.join(rdir, "plan.json"), encoding="utf-8") as f:
         plan = json.load(f)
-    runs = plan["runs"] if isinstance(plan, dict) else plan
-    assert runs and all(os.path.exists(os.path.join(rdir, "runs", "%s.migration.json" % r["name"])) for r in runs)
+    planned = set(r["name"] for r in (plan["runs"] if isinstance(plan, dict) else plan))
+    done = set(n[:-len(".migration.json")] for n in os.listdir(os.path.join(rdir, "runs")) if n.endswith(".migration.json"))
+    assert done and done <= planned, (done, planned)
