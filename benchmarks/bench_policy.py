@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
 from ansible_collections.xenlab.migration.plugins.module_utils import policy_experiment  # noqa: E402  pylint: disable=wrong-import-position
 
+
 def run_experiment(args):
     cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", args.inventory,
            os.path.join(ROOT, "playbooks", "experiments", "stop_policy.yml"),
