@@ -15,6 +15,8 @@ sweep with repetitions and writes ``results/<campaign>/<UTC timestamp>/`` (docs/
     runs/<run>.smtp.json          smtp_load's record
     runs/<run>.voip.json          voip_quality's record
     runs/<run>/...                raw artifacts (pcaps, SIPp statistics, logs): listed, not read
+    calibration/<name>.migration.json   an idle migration before the sweep (optional, with its
+                                  <name>.probe.json): the model's fixed overheads beta
 
 :func:`load_campaign` reads and checks it, :func:`run_figures` derives one run's figures (units
 in the names) and the pre-copy model's prediction for it (:func:`model_figures`, Eqs. 1-3, 9, 12
@@ -42,6 +44,7 @@ from ansible_collections.xenlab.migration.plugins.module_utils import precopy, r
 
 PAGE_SIZE = stop_policy.DEFAULT_PAGE_SIZE
 RUNS_DIR = "runs"
+CALIBRATION_DIR = "calibration"
 PARAMS_FILE = "params.json"
 PLAN_FILE = "plan.json"
 SUMMARY_FILE = "summary.csv"
@@ -87,6 +90,9 @@ METRICS = (
     ("bandwidth_mbps", "guest_pages / pass1_ms, in Mbps (B)"),
     ("dirty_rate_mbps", "pages dirtied during the live passes / their duration, in Mbps (p)"),
     ("dirty_rate_pass1_mbps", "pages dirtied during the first pass / its duration, in Mbps"),
+    ("dirty_rate_after1_mbps", "pages dirtied during the live passes after the first, the last one's left out, "
+                               "/ their duration, in Mbps: the rate while the dirty set is not saturated (the model's p)"),
+    ("wws_pages", "pages dirtied during the first pass, the longest interval: the writable working set (the model's W)"),
     ("ping_rtt_ms", "mean ping round-trip time of the probe (the thesis's Table 3 response time)"),
     ("sip_response_ms", "SIPp's mean response time 1 (sipp_load response_time_mean_ms)"),
     ("failed_calls", "SIPp's failed calls (Table 2)"),
@@ -105,15 +111,23 @@ METRICS = (
     ("model_memory_mb", "model input M: guest_pages x 4096 bytes, decimal MB"),
     ("model_threshold_kb", "model input h: the policy's target_dirty_count pages, KB"),
     ("model_max_rounds", "model input N: the policy's max_iterations live passes + the stop-and-copy"),
+    ("model_dirty_rate_mbps", "model input p: dirty_rate_after1_mbps, else dirty_rate_mbps (no pass to measure it on)"),
+    ("model_wws_mb", "model input W: wws_pages x 4096 bytes, decimal MB (each round copies at most min(p t, W))"),
+    ("model_overhead_ms", "model input beta added to the migration time (Eq. 10's phases besides the copy)"),
+    ("model_downtime_overhead_ms", "model input beta added to the downtime (Eq. 11's commitment and activation)"),
     ("model_rounds", "rounds predicted by Eq. 2 (live passes + stop-and-copy)"),
-    ("model_migration_time_ms", "migration time predicted by Eq. 3 (+ beta)"),
-    ("model_downtime_ms", "downtime predicted: the last round of Eq. 1 (+ beta)"),
-    ("model_downtime_bound_ms", "Eq. 12's bound h/B + beta"),
+    ("model_copy_time_ms", "memory-copy time predicted by Eq. 3 with the working set W, no beta"),
+    ("model_migration_time_ms", "migration time predicted: model_copy_time_ms + beta"),
+    ("model_downtime_ms", "downtime predicted: the last round of Eq. 1 (+ the downtime's beta)"),
+    ("model_downtime_bound_ms", "Eq. 12's bound h/B + the downtime's beta"),
     ("model_eq9_downtime_ms", "Eq. 9's M p^(N-1) / B^N + beta, when N rounds are predicted above Eq. 7's limit"),
+    ("model_const_migration_time_ms", "the thesis's form for comparison: Eq. 3 with one constant rate "
+                                      "(dirty_rate_mbps) and no working set, + beta"),
     ("model_migration_time_error_pct", "(model_migration_time_ms - migration_time_ms) / migration_time_ms x 100"),
-    ("model_copy_time_error_pct", "(model_migration_time_ms - copy_time_ms) / copy_time_ms x 100"),
+    ("model_const_migration_time_error_pct", "(model_const_migration_time_ms - migration_time_ms) / migration_time_ms x 100"),
+    ("model_copy_time_error_pct", "(model_copy_time_ms - copy_time_ms) / copy_time_ms x 100"),
     ("model_downtime_error_pct", "(model_downtime_ms - downtime_ms) / downtime_ms x 100"),
-    ("model_stop_copy_error_pct", "(model_downtime_ms - stop_copy_ms) / stop_copy_ms x 100"),
+    ("model_stop_copy_error_pct", "(model_downtime_ms - the downtime's beta - stop_copy_ms) / stop_copy_ms x 100"),
 )
 METRIC_NAMES = tuple(name for name, dummy in METRICS)
 STAT_FIELDS = ("n", "median", "mean", "min", "max")
@@ -424,8 +438,20 @@ def _precopy_timing(res, where):
     pages = first["dirty_count"]
     out = {"guest_pages": pages, "source": "precopy_log", "pass1_ms": None, "live_ms": None, "copy_time_ms": None,
            "stop_copy_ms": None, "pages_sent": None, "dirtied_live": None, "dirtied_pass1": None,
+           "dirtied_after1": None, "after1_ms": None,
            "live_passes": None, "policy": run.get("policy"), "params": _mapping(run.get("params"),
                                                                                 where + ": precopy_run.params")}
+    # Pass k runs from the before-call of iteration k - 1 to the after-call of iteration k; the
+    # before-call of iteration k counts the pages dirtied during pass k. Passes 2 .. n - 1 give
+    # the unsaturated dirty rate: pass 1 is long enough to saturate the working set, and the last
+    # live pass's count is the stop-and-copy batch (of a ballooned guest it also holds the pages
+    # the balloon gave back, seen on the lab).
+    befores = dict((r["iteration"], r) for r in records if r["phase"] == "before")
+    afters = dict((r["iteration"], r) for r in records if r["phase"] == "after")
+    middle = [k for k in range(2, max(afters or [0])) if k in befores and k - 1 in befores and k in afters]
+    if middle:
+        out["dirtied_after1"] = sum(befores[k]["dirty_count"] for k in middle)
+        out["after1_ms"] = sum(afters[k]["elapsed_ms"] - befores[k - 1]["elapsed_ms"] for k in middle)
     after1 = [r for r in records if r["phase"] == "after" and r["iteration"] == 1]
     if after1:
         out["pass1_ms"] = after1[0]["elapsed_ms"] - start
@@ -522,16 +548,16 @@ def _voip_figures(record, where):
     return out
 
 
-def run_figures(run, overhead_ms=0.0):
+def run_figures(run, overhead_ms=0.0, downtime_overhead_ms=None):
     """The figures of one run of load_campaign (a dict: run, rep, point, METRICS, sources, artifacts, ...).
 
     Timing comes from the patched libxenguest's log when the record has it (``timing_source``
     precopy_log), else from xl's progress lines (progress: pass starts as xl printed them, no
-    stop-and-copy time). The model's prediction (:func:`model_figures`) is added. Raises
-    CampaignError when a record's values are not numbers or give figures out of range.
+    stop-and-copy time). The model's prediction (:func:`model_figures`, with these betas) is
+    added. Raises CampaignError when a record's values are not numbers or give figures out of range.
     """
     try:
-        fig = _run_figures(run, overhead_ms)
+        fig = _run_figures(run, overhead_ms, downtime_overhead_ms)
     except (OverflowError, ZeroDivisionError) as exc:
         raise CampaignError("run %s: its records' values are out of range (%s)" % (run["name"], exc)) from None
     bad = [k for k in METRIC_NAMES if fig[k] is not None and not _is_number(fig[k])]
@@ -541,7 +567,7 @@ def run_figures(run, overhead_ms=0.0):
     return fig
 
 
-def _run_figures(run, overhead_ms):
+def _run_figures(run, overhead_ms, downtime_overhead_ms):
     name = run["name"]
     mig = run["records"]["migration"]
     where = "run %s (%s)" % (name, run["files"]["migration"])
@@ -569,6 +595,9 @@ def _run_figures(run, overhead_ms):
                 fig["dirty_rate_pass1_mbps"] = pages_to_mbit(timing["dirtied_pass1"]) / (fig["pass1_ms"] / 1000.0)
         if timing["live_ms"] and timing["live_ms"] > 0 and timing["dirtied_live"] is not None:
             fig["dirty_rate_mbps"] = pages_to_mbit(timing["dirtied_live"]) / (timing["live_ms"] / 1000.0)
+        if timing.get("after1_ms") and timing["after1_ms"] > 0:
+            fig["dirty_rate_after1_mbps"] = pages_to_mbit(timing["dirtied_after1"]) / (timing["after1_ms"] / 1000.0)
+        fig["wws_pages"] = timing["dirtied_pass1"]
         fig["max_iterations"], fig["target_dirty_count"] = _policy_limits(fig["policy_ran"], timing["params"])
     else:
         fig["max_iterations"], fig["target_dirty_count"] = _policy_limits(fig["policy_ran"], {})
@@ -599,55 +628,80 @@ def _run_figures(run, overhead_ms):
         fig["failed_mails"] = _number(mres.get("failed_mails"), mwhere + ": results.failed_mails")
     if "voip" in records:
         fig.update(_voip_figures(records["voip"], "run %s (%s)" % (name, run["files"]["voip"])))
-    fig.update(model_figures(fig, overhead_ms))
+    fig.update(model_figures(fig, overhead_ms, downtime_overhead_ms))
     fig["point"] = dict(run["point"])
     fig["sources"] = [run["files"][label] for label, dummy in RECORD_LABELS if label in run["files"]]
     fig["artifacts"] = list(run.get("artifacts", []))
     return fig
 
 
-def model_figures(fig, overhead_ms=0.0):
-    """The pre-copy model's prediction for one run from its measured B, p, P and stop limits.
+def model_figures(fig, overhead_ms=0.0, downtime_overhead_ms=None):
+    """The pre-copy model's prediction for one run from its measured B, p, W, P and stop limits.
 
     M = guest_pages x 4096 bytes (decimal MB), B = bandwidth_mbps (first pass), p =
-    dirty_rate_mbps (mean over the live passes, one constant rate as Eqs. 7-9 assume), h =
-    target_dirty_count pages (at least 1), N = max_iterations + 1 rounds, beta = overhead_ms.
-    Returns the model_* figures of METRICS (None where an input is missing or out of range).
+    dirty_rate_after1_mbps (the passes after the first, the last left out; dirty_rate_mbps when
+    there are none), W = wws_pages (dirtied during the first pass; docs/precopy.md, "Working set"),
+    h = target_dirty_count pages (at least 1), N = max_iterations + 1 rounds, beta = overhead_ms
+    on the migration time and ``downtime_overhead_ms`` (default: overhead_ms) on the downtime.
+    The thesis's own form (one constant rate dirty_rate_mbps, no W) is given beside it as
+    model_const_*. Returns the model_* figures of METRICS (None where an input is missing or out
+    of range).
     """
     out = dict((k, None) for k in METRIC_NAMES if k.startswith("model_"))
     beta_s = _number(overhead_ms, "overhead_ms")
     if beta_s is None or beta_s < 0:
         raise CampaignError("overhead_ms must be a number >= 0, got %s" % stats.brief(overhead_ms))
+    beta_down_s = beta_s if downtime_overhead_ms is None else _number(downtime_overhead_ms, "downtime_overhead_ms")
+    if beta_down_s is None or beta_down_s < 0:
+        raise CampaignError("downtime_overhead_ms must be a number >= 0, got %s" % stats.brief(downtime_overhead_ms))
     beta_s /= 1000.0
-    pages, bandwidth, rate = fig.get("guest_pages"), fig.get("bandwidth_mbps"), fig.get("dirty_rate_mbps")
+    beta_down_s /= 1000.0
+    pages, bandwidth, rate_all = fig.get("guest_pages"), fig.get("bandwidth_mbps"), fig.get("dirty_rate_mbps")
+    rate = fig.get("dirty_rate_after1_mbps")
+    if rate is None:
+        rate = rate_all
     max_it, target = fig.get("max_iterations"), fig.get("target_dirty_count")
     if None in (pages, bandwidth, rate, max_it, target) or bandwidth <= 0 or rate < 0:
         return out
+    wws_mb = fig["wws_pages"] * PAGE_SIZE / 1e6 if fig.get("wws_pages") else None
     params = {"memory_mb": pages * PAGE_SIZE / 1e6, "bandwidth_mbps": bandwidth, "dirty_rate_mbps": rate,
               "threshold_kb": max(target, 1) * PAGE_SIZE / 1000.0, "max_iterations": int(max_it) + 1,
-              "overhead_s": beta_s}
+              "overhead_s": beta_s, "downtime_overhead_s": beta_down_s}
+    if wws_mb is not None:
+        params["wws_mb"] = wws_mb
     try:
         pred = precopy.predict(params)
+        const = None
+        if rate_all is not None and rate_all >= 0:
+            const = precopy.migration_time(params["memory_mb"], bandwidth, rate_all, params["threshold_kb"],
+                                           params["max_iterations"]) + beta_s
         eq9 = None
         if pred["iterations"] == params["max_iterations"] and precopy.above_convergence_limit(
                 params["memory_mb"], bandwidth, rate, params["threshold_kb"], params["max_iterations"]):
-            eq9 = precopy.exponential_downtime(params["memory_mb"], bandwidth, rate, params["max_iterations"]) + beta_s
+            eq9 = precopy.exponential_downtime(params["memory_mb"], bandwidth, rate, params["max_iterations"]) + beta_down_s
     except ValueError:
         return out
     out.update({
         "model_memory_mb": params["memory_mb"],
         "model_threshold_kb": params["threshold_kb"],
         "model_max_rounds": params["max_iterations"],
+        "model_dirty_rate_mbps": rate,
+        "model_wws_mb": wws_mb,
+        "model_overhead_ms": beta_s * 1000.0,
+        "model_downtime_overhead_ms": beta_down_s * 1000.0,
         "model_rounds": pred["iterations"],
+        "model_copy_time_ms": (pred["migration_time_s"] - beta_s) * 1000.0,
         "model_migration_time_ms": pred["migration_time_s"] * 1000.0,
         "model_downtime_ms": pred["downtime_s"] * 1000.0,
         "model_downtime_bound_ms": pred["downtime_bound_s"] * 1000.0,
         "model_eq9_downtime_ms": None if eq9 is None else eq9 * 1000.0,
+        "model_const_migration_time_ms": None if const is None else const * 1000.0,
     })
     out["model_migration_time_error_pct"] = error_pct(out["model_migration_time_ms"], fig.get("migration_time_ms"))
-    out["model_copy_time_error_pct"] = error_pct(out["model_migration_time_ms"], fig.get("copy_time_ms"))
+    out["model_const_migration_time_error_pct"] = error_pct(out["model_const_migration_time_ms"], fig.get("migration_time_ms"))
+    out["model_copy_time_error_pct"] = error_pct(out["model_copy_time_ms"], fig.get("copy_time_ms"))
     out["model_downtime_error_pct"] = error_pct(out["model_downtime_ms"], fig.get("downtime_ms"))
-    out["model_stop_copy_error_pct"] = error_pct(out["model_downtime_ms"], fig.get("stop_copy_ms"))
+    out["model_stop_copy_error_pct"] = error_pct(out["model_downtime_ms"] - beta_down_s * 1000.0, fig.get("stop_copy_ms"))
     return out
 
 
@@ -1239,39 +1293,59 @@ def section_table7_9(points, thesis, tolerance):
     return [sec]
 
 
-def section_guest_size(points, thesis, tolerance, figures=None):
+def section_guest_size(points, thesis, tolerance, figures=None, overheads=None):
     sec = _section("guest_size", "Guest size sweep: measured migration time and downtime against the pre-copy model")
     down = _pick_metric(points, ("downtime_ms", "toolstack_downtime_ms"))
-    head = ["guest MiB", "migration time ms", "model ms (Eq. 3)", "error %", "copy time ms", "error vs copy %",
-            "downtime ms", "stop-copy ms", "model downtime ms", "rounds (ours)", "rounds (Eq. 2)", "B Mbps", "p Mbps",
-            "n", "runs"]
+    head = ["guest MiB", "migration time ms", "model ms", "error %", "thesis's form ms", "error %", "copy time ms",
+            "model copy ms", "error vs copy %", "downtime ms", "stop-copy ms", "model downtime ms", "rounds (ours)",
+            "rounds (Eq. 2)", "B Mbps", "p Mbps", "W MB", "n", "runs"]
     rows = []
     for p in points:
         rounds = _med(p, "live_passes")
         rows.append([_fmt(p["point"].get("guest_memory_mib")), _fmt(_med(p, "migration_time_ms")),
                      _fmt(_med(p, "model_migration_time_ms")), _pct(_med(p, "model_migration_time_error_pct")),
-                     _fmt(_med(p, "copy_time_ms")), _pct(_med(p, "model_copy_time_error_pct")), _fmt(_med(p, down)),
+                     _fmt(_med(p, "model_const_migration_time_ms")), _pct(_med(p, "model_const_migration_time_error_pct")),
+                     _fmt(_med(p, "copy_time_ms")), _fmt(_med(p, "model_copy_time_ms")),
+                     _pct(_med(p, "model_copy_time_error_pct")), _fmt(_med(p, down)),
                      _fmt(_med(p, "stop_copy_ms")), _fmt(_med(p, "model_downtime_ms")),
                      _fmt(None if rounds is None else rounds + 1), _fmt(_med(p, "model_rounds")),
-                     _fmt(_med(p, "bandwidth_mbps")), _fmt(_med(p, "dirty_rate_mbps")), str(_n_runs(p)),
-                     " ".join(p["runs"])])
+                     _fmt(_med(p, "bandwidth_mbps")), _fmt(_med(p, "model_dirty_rate_mbps")),
+                     _fmt(_med(p, "model_wws_mb")), str(_n_runs(p)), " ".join(p["runs"])])
     sec["tables"].append({"title": None, "columns": head, "rows": rows})
     figures = figures or []
     errors = {}
-    for key in ("model_migration_time_error_pct", "model_copy_time_error_pct", "model_downtime_error_pct",
-                "model_stop_copy_error_pct"):
+    for key in ("model_migration_time_error_pct", "model_const_migration_time_error_pct", "model_copy_time_error_pct",
+                "model_downtime_error_pct", "model_stop_copy_error_pct"):
         vals = [(f["run"], f[key]) for f in figures if f.get(key) is not None]
         if vals:
             worst = max(vals, key=lambda rv: abs(rv[1]))
             errors[key] = {"n": len(vals), "median_abs": median([abs(v) for dummy, v in vals]),
                            "max_abs": abs(worst[1]), "worst_run": worst[0],
                            "within_15": all(abs(v) <= 15.0 for dummy, v in vals)}
-    sec["facts"] = {"errors": errors, "downtime_metric": down}
+    beta = overheads or {"overhead_ms": None, "source": "none"}
+    sec["facts"] = {"errors": errors, "downtime_metric": down, "overheads": beta}
+    if beta.get("source") == "calibration":
+        sec["notes"].append("beta measured by the idle calibration migration before the sweep (%s): %.0f ms on the "
+                            "migration time (xl's wall clock - the memory copy), %.0f ms on the downtime (downtime - "
+                            "stop-and-copy); not fitted on the runs below."
+                            % (", ".join(beta["runs"]), beta["overhead_ms"], beta["downtime_overhead_ms"]))
+    elif beta.get("source") == "given":
+        sec["notes"].append("beta set for the report: %.0f ms on the migration time, %.0f ms on the downtime."
+                            % (beta["overhead_ms"], beta["downtime_overhead_ms"]))
+    else:
+        sec["notes"].append("beta = 0: no calibration migration in this directory and none set for the report, so the "
+                            "errors against xl's wall clock contain the fixed overheads (ssh setup, suspend, the "
+                            "destination's device hand-over).")
     if "model_migration_time_error_pct" in errors:
         e = errors["model_migration_time_error_pct"]
         sec["notes"].append("Predicted against measured migration time (xl's wall clock): median |error| %.1f %%, "
                             "largest %.1f %% (run %s) over %d runs; every run within 15 %%: %s."
                             % (e["median_abs"], e["max_abs"], e["worst_run"], e["n"], "yes" if e["within_15"] else "no"))
+    if "model_const_migration_time_error_pct" in errors:
+        e = errors["model_const_migration_time_error_pct"]
+        sec["notes"].append("The thesis's form (one constant rate over all live passes, no working set, same beta): "
+                            "median |error| %.1f %%, largest %.1f %% (run %s); within 15 %%: %s."
+                            % (e["median_abs"], e["max_abs"], e["worst_run"], "yes" if e["within_15"] else "no"))
     if "model_copy_time_error_pct" in errors:
         e = errors["model_copy_time_error_pct"]
         sec["notes"].append("Against the memory-copy time alone (first pass to the end of the stop-and-copy, what "
@@ -1284,10 +1358,11 @@ def section_guest_size(points, thesis, tolerance, figures=None):
                                 % (what, e["median_abs"], e["max_abs"]))
     sec["notes"] += [
         "Model inputs per run: M = the first pass's pages x 4096 bytes, B = those pages / the first pass's duration, "
-        "p = pages dirtied during the live passes / their duration (one constant rate), h = the policy's "
-        "target_dirty_count pages, N = its max_iterations + 1 rounds; beta (fixed overheads) as set for the report. "
+        "p = pages dirtied during the live passes after the first (the last one's batch left out) / their duration, "
+        "W = the pages dirtied during the first pass (the writable working set: every round copies at most "
+        "min(p t, W)), h = the policy's target_dirty_count pages, N = its max_iterations + 1 rounds. "
         "The first round is exact by construction (t_1 = M/B), so the error comes from the later rounds and from "
-        "what Eq. 3 leaves out (ssh setup, suspend, device hand-over on the destination).",
+        "beta (ssh setup, suspend, device hand-over on the destination). docs/precopy.md, \"Working set\".",
     ]
     tg = (thesis or {}).get("thesis_guest_size") or {}
     ours_t = trend(*_xs_ys(points, "guest_memory_mib", "migration_time_ms"), tolerance_pct=tolerance)
@@ -1311,8 +1386,10 @@ def section_guest_size(points, thesis, tolerance, figures=None):
         {"kind": "xy", "title": "migration time", "x_label": "guest memory MiB", "y_label": "ms", "series": [
             dict(_xy_series(points, "guest_memory_mib", "migration_time_ms"), label="measured (median, min-max)", axis="left"),
             dict(_xy_series(points, "guest_memory_mib", "copy_time_ms"), label="memory copy (measured)", axis="left"),
-            dict(_xy_series(points, "guest_memory_mib", "model_migration_time_ms"), label="model, Eq. 3", axis="left",
-                 style="dashed")]},
+            dict(_xy_series(points, "guest_memory_mib", "model_migration_time_ms"), label="model (Eq. 3, W, beta)",
+                 axis="left", style="dashed"),
+            dict(_xy_series(points, "guest_memory_mib", "model_const_migration_time_ms"),
+                 label="thesis's form (constant p)", axis="left", style="dashed")]},
         {"kind": "xy", "title": "downtime", "x_label": "guest memory MiB", "y_label": "ms", "series": [
             dict(_xy_series(points, "guest_memory_mib", down), label="%s (measured)" % down, axis="left"),
             dict(_xy_series(points, "guest_memory_mib", "stop_copy_ms"), label="stop-and-copy (measured)", axis="left"),
@@ -1358,7 +1435,7 @@ def section_generic(points, sweep):
 
 
 def sections(campaign, points, thesis=None, tolerance_pct=DEFAULT_FLAT_TOLERANCE_PCT, figures=None, sweep=None,
-             response_metric=None):
+             response_metric=None, overheads=None):
     """The report's sections for the campaign's table family (or a generic table for others)."""
     if campaign == "call_length_sweep":
         return [section_table2(points, thesis, tolerance_pct)]
@@ -1369,7 +1446,7 @@ def sections(campaign, points, thesis=None, tolerance_pct=DEFAULT_FLAT_TOLERANCE
     if campaign == "voip_quality_caps":
         return section_table7_9(points, thesis, tolerance_pct)
     if campaign == "guest_size_sweep":
-        return section_guest_size(points, thesis, tolerance_pct, figures)
+        return section_guest_size(points, thesis, tolerance_pct, figures, overheads)
     return section_generic(points, sweep)
 
 
@@ -1550,13 +1627,91 @@ def _draw_bars(ax, panel):
     ax.legend(handles, [series["label"] for series in panel["series"]], fontsize=8)
 
 
-def build_report(results_dir, thesis=None, thesis_source=None, overhead_ms=0.0, plots=True,
-                 tolerance_pct=DEFAULT_FLAT_TOLERANCE_PCT, response_metric=None):
+def load_calibration(results_dir):
+    """The idle migrations a campaign made before its sweep: ``calibration/<name>.migration.json``.
+
+    Each may have a ``<name>.probe.json`` beside it. Returns a list of runs as load_campaign
+    gives them (name, records, files relative to the directory), [] when there are none.
+    """
+    rdir = os.path.abspath(os.fspath(results_dir))
+    cdir = os.path.join(rdir, CALIBRATION_DIR)
+    if not os.path.isdir(cdir):
+        return []
+    try:
+        names = sorted(os.listdir(cdir))
+    except OSError as exc:
+        raise CampaignError("cannot list %s: %s" % (cdir, exc)) from None
+    found = {}
+    labels = dict(RECORD_LABELS)
+    for fname in names:
+        match = _RECORD_FILE.match(fname)
+        if match and match.group(2) in labels and not fname.startswith("."):
+            found.setdefault(match.group(1), {})[match.group(2)] = fname
+    out = []
+    for name in sorted(found):
+        if "migration" not in found[name]:
+            continue
+        records, files = {}, {}
+        for label, fname in sorted(found[name].items()):
+            try:
+                records[label] = results.read_record(os.path.join(cdir, fname), kind=labels[label])
+            except results.ResultFileError as exc:
+                raise CampaignError("calibration %s: %s" % (name, exc)) from None
+            files[label] = os.path.join(CALIBRATION_DIR, fname)
+        out.append({"name": name, "point": {}, "rep": None, "records": records, "files": files, "artifacts": []})
+    return out
+
+
+def calibration_overheads(results_dir):
+    """The model's betas measured by the directory's calibration migrations, or None without any.
+
+    beta (migration time) = xl's wall-clock time - the memory-copy time: ssh setup, domain
+    creation on the destination, suspend, device hand-over and resume (Eq. 10's phases besides
+    the iterative and stop-and-copy ones); the downtime's beta = the downtime (probe, else xl's
+    suspend-to-started) - the stop-and-copy (Eq. 11's commitment and activation). Medians over
+    the calibration runs. Measured once, on an idle guest, before the sweep: not fitted on the
+    runs the model is compared with.
+    """
+    runs = load_calibration(results_dir)
+    if not runs:
+        return None
+    overheads, downs = [], []
+    for run in runs:
+        fig = run_figures(run)
+        if fig["copy_time_ms"] is None or fig["stop_copy_ms"] is None:
+            raise CampaignError("calibration %s (%s) has no memory-copy time: it needs the patched libxenguest's log "
+                                "(results.precopy_run.final)" % (run["name"], run["files"]["migration"]))
+        overheads.append(max(fig["migration_time_ms"] - fig["copy_time_ms"], 0.0))
+        down = fig["downtime_ms"] if fig["downtime_ms"] is not None else fig["toolstack_downtime_ms"]
+        if down is not None:
+            downs.append(max(down - fig["stop_copy_ms"], 0.0))
+    return {"overhead_ms": median(overheads), "downtime_overhead_ms": median(downs) if downs else median(overheads),
+            "source": "calibration", "runs": [r["files"]["migration"] for r in runs]}
+
+
+def resolve_overheads(results_dir, overhead_ms=None, downtime_overhead_ms=None):
+    """The betas a report uses: as given, else the calibration's (calibration_overheads), else 0.
+
+    Returns {"overhead_ms", "downtime_overhead_ms", "source" (given, calibration or none), "runs"}.
+    """
+    if overhead_ms is not None or downtime_overhead_ms is not None:
+        beta = 0.0 if overhead_ms is None else overhead_ms
+        return {"overhead_ms": beta, "downtime_overhead_ms": beta if downtime_overhead_ms is None else downtime_overhead_ms,
+                "source": "given", "runs": []}
+    cal = calibration_overheads(results_dir)
+    if cal is not None:
+        return cal
+    return {"overhead_ms": 0.0, "downtime_overhead_ms": 0.0, "source": "none", "runs": []}
+
+
+def build_report(results_dir, thesis=None, thesis_source=None, overhead_ms=None, plots=True,
+                 tolerance_pct=DEFAULT_FLAT_TOLERANCE_PCT, response_metric=None, downtime_overhead_ms=None):
     """Everything the report needs, nothing written: {campaign data, figures, points, sections, texts, plots}.
 
     ``thesis``: the variables of thesis_tables.yml (load_thesis) or None; ``plots``: draw the
     PNGs (needs matplotlib); ``response_metric``: Table 3's response time, one of
-    RESPONSE_METRICS (None: the first with data, in that order).
+    RESPONSE_METRICS (None: the first with data, in that order); ``overhead_ms`` and
+    ``downtime_overhead_ms``: the model's betas (None: resolve_overheads).
     """
     if response_metric is not None and response_metric not in RESPONSE_METRICS:
         raise CampaignError("response_metric must be one of %s, got %s"
@@ -1567,10 +1722,11 @@ def build_report(results_dir, thesis=None, thesis_source=None, overhead_ms=0.0, 
     if thesis is not None and not isinstance(thesis, dict):
         raise CampaignError("thesis must be the mapping of thesis_tables.yml, got %s" % stats.brief(thesis))
     data = load_campaign(results_dir)
-    figures = [run_figures(run, overhead_ms) for run in data["runs"]]
+    beta = resolve_overheads(results_dir, overhead_ms, downtime_overhead_ms)
+    figures = [run_figures(run, beta["overhead_ms"], beta["downtime_overhead_ms"]) for run in data["runs"]]
     points = aggregate(figures, data["sweep"])
-    data.update(figures=figures, points=points, tolerance_pct=tol)
-    secs = sections(data["campaign"], points, thesis, tol, figures, data["sweep"], response_metric)
+    data.update(figures=figures, points=points, tolerance_pct=tol, overheads=beta)
+    secs = sections(data["campaign"], points, thesis, tol, figures, data["sweep"], response_metric, overheads=beta)
     pngs = render_plots(secs) if plots else {}
     plots_rel = dict((name, PLOTS_DIR + "/" + name) for name in pngs)
     data.update(sections=secs, plots=pngs,
@@ -1669,7 +1825,8 @@ def _close(a, b):
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def check_provenance(results_dir, summary_dir=None, overhead_ms=0.0, summary_text=None, runs_text=None):
+def check_provenance(results_dir, summary_dir=None, overhead_ms=None, summary_text=None, runs_text=None,
+                     downtime_overhead_ms=None):
     """Problems (a list of strings, empty when none) tracing summary.csv back to the run files.
 
     runs.csv must hold, for every run, the figures derived afresh from the run's record files
@@ -1677,11 +1834,13 @@ def check_provenance(results_dir, summary_dir=None, overhead_ms=0.0, summary_tex
     the values its ``runs`` have for that metric in runs.csv, and those must be all the runs of
     the point with a value. ``summary_dir``: where the CSVs are (default: results_dir);
     ``summary_text``/``runs_text``: check these CSV texts instead of the files. ``overhead_ms``
-    must be the beta the report was built with.
+    and ``downtime_overhead_ms`` must be the betas the report was built with (None: resolved
+    the same way, resolve_overheads).
     """
     sdir = os.path.abspath(summary_dir or results_dir)
     data = load_campaign(results_dir)
-    fresh = dict((r["name"], run_figures(r, overhead_ms)) for r in data["runs"])
+    beta = resolve_overheads(results_dir, overhead_ms, downtime_overhead_ms)
+    fresh = dict((r["name"], run_figures(r, beta["overhead_ms"], beta["downtime_overhead_ms"])) for r in data["runs"])
     problems = []
     run_rows = _read_csv(os.path.join(sdir, RUNS_FILE), runs_text)
     by_run = {}

@@ -23,6 +23,12 @@ Internally every amount of memory is converted to megabits, so M / B is in secon
 p means "p megabits of memory are dirtied per second of the iteration", hence p_i * t_i is the
 memory to copy in round i + 1 (Eq. (1)). The model never dirties more than the whole memory in
 one round: Eq. (6) (the worst case copies all of M in the last round) caps every round at M.
+
+Optional writable working set W (``wws_mb``, ours, after Clark et al., NSDI 2005): a guest that
+rewrites the same W megabytes dirties at most W in any round however long the round, so round
+i + 1 copies min(p_i t_i, W, M). The thesis's constant-rate Eqs. (1)-(3) are the case W = M. A long
+first pass (t_1 = M/B) saturates W, which the constant-rate form does not see: it predicts a
+second round of p t_1 where the guest's dirty set holds only W (docs/precopy.md, "Working set").
 """
 
 from __future__ import annotations
@@ -116,55 +122,66 @@ def threshold_mbit(threshold_kb):
     return _checked("threshold_kb in megabits", _positive("threshold_kb", threshold_kb) * BITS_PER_BYTE / KB_PER_MB)
 
 
-def iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, iterations):
+def _round_cap(memory_mb, wws_mb):
+    """The most one round can copy, in megabits: M, or min(W, M) with a writable working set W."""
+    m = memory_mbit(memory_mb)
+    if wws_mb is None:
+        return m
+    return min(m, _checked("wws_mb in megabits", _positive("wws_mb", wws_mb) * BITS_PER_BYTE))
+
+
+def iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, iterations, wws_mb=None):
     """Eq. (1): durations t_1..t_iterations in seconds.
 
     t_1 = M / B copies all memory; t_i = p_{i-1} t_{i-1} / B = M prod_{k<i} p_k / B^i, with the
-    memory copied in one round capped at M (Eq. (6)). ``dirty_rate_mbps`` is one rate or the
-    sequence p_1..p_{iterations-1}.
+    memory copied in one round capped at M (Eq. (6)), or at the writable working set ``wws_mb``
+    when given. ``dirty_rate_mbps`` is one rate or the sequence p_1..p_{iterations-1}.
     """
     m = memory_mbit(memory_mb)
+    cap = _round_cap(memory_mb, wws_mb)
     b = _positive("bandwidth_mbps", bandwidth_mbps)
     n = _integer("iterations", iterations, 1)
     rates = _rates(dirty_rate_mbps, n - 1)
     times = [_checked("t_1 = M/B", m / b)]
     for p in rates:
-        times.append(min(p * times[-1], m) / b)
+        times.append(min(p * times[-1], cap) / b)
     return times
 
 
-def iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations):
+def iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, wws_mb=None):
     """Eq. (2): n = min({i + 1 | p_i t_i <= h}, N).
 
     Round i + 1 is the stop-and-copy round that copies p_i t_i <= h; if the threshold is never met
-    the N-th round is the stop-and-copy (Xen 3.4: 29 live rounds, N = 30).
+    the N-th round is the stop-and-copy (Xen 3.4: 29 live rounds, N = 30). With ``wws_mb`` the
+    round copies min(p_i t_i, W), as in ``iteration_times``.
     """
     n_max = _integer("max_iterations", max_iterations, 2)
     h = threshold_mbit(threshold_kb)
     rates = _rates(dirty_rate_mbps, n_max - 1)
-    times = iteration_times(memory_mb, bandwidth_mbps, rates, n_max)
-    m = memory_mbit(memory_mb)
+    times = iteration_times(memory_mb, bandwidth_mbps, rates, n_max, wws_mb)
+    cap = _round_cap(memory_mb, wws_mb)
     for i in range(1, n_max):
-        if min(rates[i - 1] * times[i - 1], m) <= h:
+        if min(rates[i - 1] * times[i - 1], cap) <= h:
             return i + 1
     return n_max
 
 
-def migration_time(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations):
-    """Eq. (3): T = M sum_{i=1..n} prod_{k<i} p_k / B^i (seconds), n from Eq. (2)."""
-    n = iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations)
-    return _sum("migration time T", iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, n))
+def migration_time(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, wws_mb=None):
+    """Eq. (3): T = M sum_{i=1..n} prod_{k<i} p_k / B^i (seconds), n from Eq. (2); rounds capped at W with ``wws_mb``."""
+    n = iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, wws_mb)
+    return _sum("migration time T", iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, n, wws_mb))
 
 
-def downtime(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, overhead_s=0.0):
+def downtime(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, overhead_s=0.0, wws_mb=None):
     """Duration of the last (stop-and-copy) round t_n plus beta, seconds.
 
     It is <= h/B + beta (Eqs. (4), (12)) when the threshold stops the loop, M p^(N-1) / B^N + beta
-    (Eq. (9)) when N does with a constant p, and never more than M/B + beta (Eq. (6)).
+    (Eq. (9)) when N does with a constant p, and never more than M/B + beta (Eq. (6)), or W/B +
+    beta with a writable working set ``wws_mb``.
     """
     beta = _non_negative("overhead_s", overhead_s)
-    n = iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations)
-    return _checked("downtime", iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, n)[-1] + beta)
+    n = iteration_count(memory_mb, bandwidth_mbps, dirty_rate_mbps, threshold_kb, max_iterations, wws_mb)
+    return _checked("downtime", iteration_times(memory_mb, bandwidth_mbps, dirty_rate_mbps, n, wws_mb)[-1] + beta)
 
 
 def downtime_bound(threshold_kb, bandwidth_mbps, overhead_s=0.0):
@@ -241,30 +258,36 @@ def phase_times(**phases):
 
 
 PREDICT_KEYS = ("memory_mb", "bandwidth_mbps", "dirty_rate_mbps", "threshold_kb", "max_iterations")
+PREDICT_OPTIONAL = ("overhead_s", "downtime_overhead_s", "wws_mb")
 
 
 def predict(params):
     """All model outputs for one mapping of inputs (the ``precopy_predict`` filter).
 
-    Required keys: PREDICT_KEYS; optional ``overhead_s`` (beta, default 0). Returns iterations
-    (Eq. (2)), migration_time_s (Eq. (3), plus beta), downtime_s (last round plus beta, see
-    ``downtime``), downtime_bound_s (Eq. (12)) and max_dirty_rate_mbps (Eq. (7)).
+    Required keys: PREDICT_KEYS; optional ``overhead_s`` (beta, default 0), ``downtime_overhead_s``
+    (the beta added to the downtime, default overhead_s: Eq. (11) counts fewer phases than
+    Eq. (10)) and ``wws_mb`` (a writable working set that caps every round, default none). Returns
+    iterations (Eq. (2)), migration_time_s (Eq. (3), plus beta), downtime_s (last round plus beta,
+    see ``downtime``), downtime_bound_s (Eq. (12)) and max_dirty_rate_mbps (Eq. (7)).
     """
     if not isinstance(params, Mapping):
         raise ValueError("expected a mapping with %s, got %r" % (", ".join(PREDICT_KEYS), type(params).__name__))
     missing = [k for k in PREDICT_KEYS if k not in params]
     if missing:
         raise ValueError("missing key(s): %s" % ", ".join(missing))
-    unknown = sorted(str(k) for k in params if k not in PREDICT_KEYS and k != "overhead_s")
+    unknown = sorted(str(k) for k in params if k not in PREDICT_KEYS and k not in PREDICT_OPTIONAL)
     if unknown:
-        raise ValueError("unknown key(s): %s (expected %s and optionally overhead_s)" % (", ".join(unknown), ", ".join(PREDICT_KEYS)))
+        raise ValueError("unknown key(s): %s (expected %s and optionally %s)"
+                         % (", ".join(unknown), ", ".join(PREDICT_KEYS), ", ".join(PREDICT_OPTIONAL)))
     args = [params[k] for k in PREDICT_KEYS]
     beta = _non_negative("overhead_s", params.get("overhead_s", 0.0))
+    beta_down = _non_negative("downtime_overhead_s", params.get("downtime_overhead_s", beta))
+    wws = params.get("wws_mb")
     return {
-        "iterations": iteration_count(*args),
-        "migration_time_s": _checked("migration time", migration_time(*args) + beta),
-        "downtime_s": downtime(*args, overhead_s=beta),
-        "downtime_bound_s": downtime_bound(params["threshold_kb"], params["bandwidth_mbps"], beta),
+        "iterations": iteration_count(*args, wws_mb=wws),
+        "migration_time_s": _checked("migration time", migration_time(*args, wws_mb=wws) + beta),
+        "downtime_s": downtime(*args, overhead_s=beta_down, wws_mb=wws),
+        "downtime_bound_s": downtime_bound(params["threshold_kb"], params["bandwidth_mbps"], beta_down),
         "max_dirty_rate_mbps": max_dirty_rate(params["memory_mb"], params["bandwidth_mbps"],
                                               params["threshold_kb"], params["max_iterations"]),
     }

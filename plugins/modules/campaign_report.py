@@ -55,9 +55,17 @@ options:
     type: bool
     default: true
   overhead_ms:
-    description: The model's fixed overheads beta (Eq. 12), added to the predicted migration time and downtime.
+    description:
+      - The model's fixed overheads beta in ms (Eq. 10's phases besides the memory copy), added to the predicted migration time
+        and, unless O(downtime_overhead_ms) is set, to the predicted downtime.
+      - Unset, beta is measured by the calibration migration(s) the campaign made before its sweep
+        (C(calibration/<name>.migration.json) in the results directory, see docs/campaigns.md), or 0 without one.
     type: float
-    default: 0
+  downtime_overhead_ms:
+    description:
+      - The beta in ms added to the predicted downtime (Eq. 11's commitment and activation); defaults to O(overhead_ms), or
+        to the calibration's downtime minus its stop-and-copy when both are unset.
+    type: float
   flat_tolerance_pct:
     description:
       - A trend line whose rise over the sweep is below this percentage of the mean value counts as flat, a
@@ -180,7 +188,8 @@ def main():
             dest=dict(type="path"),
             thesis_file=dict(type="path"),
             plots=dict(type="bool", default=True),
-            overhead_ms=dict(type="float", default=0.0),
+            overhead_ms=dict(type="float"),
+            downtime_overhead_ms=dict(type="float"),
             flat_tolerance_pct=dict(type="float", default=campaign.DEFAULT_FLAT_TOLERANCE_PCT),
             response_metric=dict(type="str", default="auto", choices=["auto"] + list(campaign.RESPONSE_METRICS)),
         ),
@@ -189,17 +198,20 @@ def main():
     p = module.params
     if p["plots"] and not campaign.have_matplotlib():
         module.fail_json(msg=missing_required_lib("matplotlib", reason="to draw the report's plots (or set plots=false)"))
-    if p["overhead_ms"] < 0:
-        module.fail_json(msg="overhead_ms must be >= 0, got %s" % p["overhead_ms"])
+    for key in ("overhead_ms", "downtime_overhead_ms"):
+        if p[key] is not None and p[key] < 0:
+            module.fail_json(msg="%s must be >= 0, got %s" % (key, p[key]))
     if p["flat_tolerance_pct"] < 0:
         module.fail_json(msg="flat_tolerance_pct must be >= 0, got %s" % p["flat_tolerance_pct"])
     try:
         thesis = campaign.load_thesis(p["thesis_file"]) if p["thesis_file"] else None
         data = campaign.build_report(p["results_dir"], thesis=thesis, thesis_source=p["thesis_file"],
-                                     overhead_ms=p["overhead_ms"], plots=p["plots"],
+                                     overhead_ms=p["overhead_ms"], downtime_overhead_ms=p["downtime_overhead_ms"],
+                                     plots=p["plots"],
                                      tolerance_pct=p["flat_tolerance_pct"],
                                      response_metric=None if p["response_metric"] == "auto" else p["response_metric"])
         problems = campaign.check_provenance(p["results_dir"], overhead_ms=p["overhead_ms"],
+                                             downtime_overhead_ms=p["downtime_overhead_ms"],
                                              summary_text=data["summary_csv"], runs_text=data["runs_csv"])
         if problems:
             module.fail_json(msg="the summary does not trace back to the run files: %s" % "; ".join(problems[:5]),

@@ -170,7 +170,8 @@ def test_ansible_doc(name, options):
     assert {k: v.get("default") for k, v in doc["doc"]["options"].items()} == options
     if name == "precopy_predict":
         assert sorted(doc["doc"]["options"]["_input"]["suboptions"]) == [
-            "bandwidth_mbps", "dirty_rate_mbps", "max_iterations", "memory_mb", "overhead_s", "threshold_kb"]
+            "bandwidth_mbps", "dirty_rate_mbps", "downtime_overhead_s", "max_iterations", "memory_mb", "overhead_s",
+            "threshold_kb", "wws_mb"]
         # RETURN documents exactly what the filter returns.
         out = precopy_predict({"memory_mb": 1024, "bandwidth_mbps": 1000, "dirty_rate_mbps": 500, "threshold_kb": 200,
                                "max_iterations": 30})

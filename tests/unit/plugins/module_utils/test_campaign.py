@@ -271,14 +271,26 @@ def test_figures_from_the_patched_library_log(tmp_path):
     assert fig["sources"] == ["runs/001-m256-1.migration.json", "runs/001-m256-1.probe.json"]
 
 
+def _hand_rounds(pages, link_pps, rate_pps, wws_pages, target=50, max_rounds=30):
+    """Rounds (pages copied) of Eq. 1 with rounds capped at W, computed here without precopy.py."""
+    rounds = [float(pages)]
+    while len(rounds) < max_rounds:
+        nxt = min(rate_pps * rounds[-1] / link_pps, wws_pages, pages)
+        rounds.append(nxt)
+        if nxt <= target:
+            break
+    return rounds
+
+
 def test_model_prediction_against_a_hand_computation(tmp_path):
     sim = simulate("xen34", 1000.0)
     rdir = make_campaign(tmp_path, "guest_size_sweep", [
         run_entry("001-m256-1", {"guest_memory_mib": 256}, sim=sim, timing={"pre_ms": 500.0, "hotplug_ms": 1000.0})])
     dummy, figs, dummy = load_figures(rdir)
     fig = figs[0]
-    # Independently of precopy.py: t_1 = M/B, r = p/B, round i dirties P r^i pages; the first i with
-    # P r^i <= h = 50 pages ends the loop with round i + 1; T = t_1 (1 - r^n) / (1 - r).
+    # The thesis's form, independently of precopy.py: t_1 = M/B, r = p/B, round i dirties P r^i
+    # pages; the first i with P r^i <= h = 50 pages ends the loop with round i + 1;
+    # T = t_1 (1 - r^n) / (1 - r).
     t1 = P / LINK_PPS
     r = fig["dirty_rate_mbps"] / fig["bandwidth_mbps"]
     i = 1
@@ -287,8 +299,20 @@ def test_model_prediction_against_a_hand_computation(tmp_path):
     n = i + 1
     assert n == 5 and fig["model_rounds"] == n and fig["model_max_rounds"] == 30
     assert fig["model_memory_mb"] == pytest.approx(P * 4096 / 1e6) and fig["model_threshold_kb"] == pytest.approx(204.8)
-    assert fig["model_migration_time_ms"] == pytest.approx(t1 * (1 - r ** n) / (1 - r) * 1000.0, rel=1e-9)
-    assert fig["model_downtime_ms"] == pytest.approx(t1 * r ** (n - 1) * 1000.0, rel=1e-9)
+    assert fig["model_const_migration_time_ms"] == pytest.approx(t1 * (1 - r ** n) / (1 - r) * 1000.0, rel=1e-9)
+    # Ours: p from the passes after the first, every round capped at W = the pages dirtied in pass 1.
+    # A constant-rate guest dirties p t_1 in pass 1, so W binds nowhere and both forms agree.
+    assert fig["wws_pages"] == sim["trace"][1] == round(1000.0 * t1)
+    assert fig["model_wws_mb"] == pytest.approx(fig["wws_pages"] * 4096 / 1e6)
+    assert fig["model_dirty_rate_mbps"] == fig["dirty_rate_after1_mbps"]
+    assert fig["dirty_rate_after1_mbps"] == pytest.approx(fig["dirty_rate_mbps"], rel=1e-3)
+    rate_pps = fig["dirty_rate_after1_mbps"] * 1e6 / 8 / 4096
+    rounds = _hand_rounds(P, LINK_PPS, rate_pps, fig["wws_pages"])
+    assert len(rounds) == n
+    assert fig["model_copy_time_ms"] == pytest.approx(sum(rounds) / LINK_PPS * 1000.0, rel=1e-9)
+    assert fig["model_migration_time_ms"] == fig["model_copy_time_ms"]  # beta = 0
+    assert fig["model_migration_time_ms"] == pytest.approx(fig["model_const_migration_time_ms"], rel=1e-4)
+    assert fig["model_downtime_ms"] == pytest.approx(rounds[-1] / LINK_PPS * 1000.0, rel=1e-9)
     assert fig["model_downtime_bound_ms"] == pytest.approx(50 / LINK_PPS * 1000.0, rel=1e-6)  # Eq. 12: h/B
     assert fig["model_eq9_downtime_ms"] is None  # converged before N
     # the model is the pre-copy only: close to the copy time, 1.5 s short of xl's wall clock
@@ -297,6 +321,27 @@ def test_model_prediction_against_a_hand_computation(tmp_path):
     assert fig["model_migration_time_error_pct"] == pytest.approx(want) and -18.0 < want < -16.0
     assert fig["model_stop_copy_error_pct"] == pytest.approx(
         100.0 * (fig["model_downtime_ms"] - fig["stop_copy_ms"]) / fig["stop_copy_ms"])
+
+
+def test_working_set_model_on_a_hot_set_guest(tmp_path):
+    # A guest rewriting a hot set of 4096 pages at 2500 pages/s (+ 50 pages/s elsewhere) saturates
+    # the set during the 6.6 s first pass; the later passes are short and dirty p t < W. The
+    # constant-rate form takes p over all live passes (pass 1's saturated rate included) and
+    # predicts the wrong later rounds; the working-set model follows the copy closely.
+    sim = simulate("xen417", hot=(4096, 2500.0, 50.0))
+    rdir = make_campaign(tmp_path, "guest_size_sweep", [
+        run_entry("001-m256-1", {"guest_memory_mib": 256}, sim=sim, policy="xen417")])
+    dummy, figs, dummy = load_figures(rdir)
+    fig = figs[0]
+    assert fig["wws_pages"] == sim["trace"][1] and 4096 < fig["wws_pages"] < 4096 + 400
+    assert fig["dirty_rate_after1_mbps"] > 1.5 * fig["dirty_rate_mbps"]
+    rate_pps = fig["dirty_rate_after1_mbps"] * 1e6 / 8 / 4096
+    rounds = _hand_rounds(P, LINK_PPS, rate_pps, fig["wws_pages"], max_rounds=6)
+    assert fig["model_rounds"] == len(rounds) == 6
+    assert fig["model_copy_time_ms"] == pytest.approx(sum(rounds) / LINK_PPS * 1000.0, rel=1e-9)
+    assert abs(fig["model_copy_time_error_pct"]) < 2.0
+    const_copy = fig["model_const_migration_time_ms"]  # beta = 0: the constant-rate form's copy time
+    assert abs(100.0 * (const_copy - fig["copy_time_ms"]) / fig["copy_time_ms"]) > 3 * abs(fig["model_copy_time_error_pct"])
 
 
 def test_beta_and_eq9_above_the_convergence_limit(tmp_path):
@@ -323,6 +368,15 @@ def test_beta_and_eq9_above_the_convergence_limit(tmp_path):
     assert with_beta["model_eq9_downtime_ms"] == pytest.approx(fig["model_eq9_downtime_ms"] + 1500.0)
     with pytest.raises(cp.CampaignError, match="overhead_ms"):
         cp.run_figures(data["runs"][0], overhead_ms=-1)
+    # Eq. 11's beta apart from Eq. 10's: only the downtime figures move
+    split = cp.run_figures(data["runs"][0], overhead_ms=1500.0, downtime_overhead_ms=400.0)
+    assert split["model_migration_time_ms"] == with_beta["model_migration_time_ms"]
+    assert split["model_downtime_ms"] == pytest.approx(fig["model_downtime_ms"] + 400.0)
+    assert split["model_downtime_bound_ms"] == pytest.approx(fig["model_downtime_bound_ms"] + 400.0)
+    assert split["model_stop_copy_error_pct"] == pytest.approx(fig["model_stop_copy_error_pct"])
+    assert split["model_copy_time_error_pct"] == pytest.approx(fig["model_copy_time_error_pct"])
+    with pytest.raises(cp.CampaignError, match="downtime_overhead_ms"):
+        cp.run_figures(data["runs"][0], downtime_overhead_ms="soon")
 
 
 def test_stock_library_falls_back_to_the_progress_lines(tmp_path):
@@ -619,6 +673,64 @@ def test_big_fixed_overheads_fail_the_15_percent(tmp_path, thesis):
     # beta = the known overheads brings the prediction back
     fixed = cp.build_report(data["dir"], thesis=thesis, plots=False, overhead_ms=5230.0)
     assert fixed["sections"][0]["facts"]["errors"]["model_migration_time_error_pct"]["max_abs"] < 3.0
+
+
+def add_calibration(rdir, name="idle", pre_ms=700.0, hotplug_ms=2300.0, probe_ms=None, with_log=True):
+    """calibration/<name>.migration.json (+ .probe.json) of an idle migration, as the campaign fetches it."""
+    sim = stop_policy.simulate("xen417", stop_policy.ConstantRateModel(P, 20.0), LINK_PPS * 4096)
+    rec = migration_record(sim, "xen417", extra={"campaign": "guest_size_sweep", "run": "calibration-" + name},
+                           pre_ms=pre_ms, hotplug_ms=hotplug_ms)
+    if not with_log:
+        rec["results"]["precopy"], rec["results"]["precopy_run"] = [], None
+    os.makedirs(os.path.join(rdir, "calibration"), exist_ok=True)
+    results.write_json_atomic(os.path.join(rdir, "calibration", name + ".migration.json"), rec)
+    if probe_ms is not None:
+        results.write_json_atomic(os.path.join(rdir, "calibration", name + ".probe.json"), probe_record(downtime_ms=probe_ms))
+    return rec
+
+
+def test_beta_from_the_calibration_migration(tmp_path, thesis):
+    rdir = make_campaign(tmp_path, "guest_size_sweep", guest_size_runs(hotplug_ms=5000.0))
+    plain = cp.build_report(rdir, thesis=thesis, plots=False)
+    assert plain["overheads"]["source"] == "none" and "beta = 0" in plain["report_md"]
+    rec = add_calibration(rdir, pre_ms=200.0, hotplug_ms=5000.0, probe_ms=5150.0)
+    res = rec["results"]
+    copy_ms = res["precopy_run"]["final"]["elapsed_ms"] - res["precopy"][0]["elapsed_ms"]
+    stop_ms = res["precopy_run"]["final"]["elapsed_ms"] - res["precopy_run"]["final"]["suspend_ms"]
+    beta = cp.calibration_overheads(rdir)
+    assert beta["source"] == "calibration" and beta["runs"] == ["calibration/idle.migration.json"]
+    assert beta["overhead_ms"] == pytest.approx(res["total_time_ms"] - copy_ms) and 5200 < beta["overhead_ms"] < 5300
+    assert beta["downtime_overhead_ms"] == pytest.approx(5150.0 - stop_ms)
+    data = cp.build_report(rdir, thesis=thesis, plots=False)
+    assert data["overheads"] == beta
+    fig = data["figures"][0]
+    assert fig["model_overhead_ms"] == beta["overhead_ms"] and fig["model_downtime_overhead_ms"] == beta["downtime_overhead_ms"]
+    assert fig["model_migration_time_ms"] == pytest.approx(fig["model_copy_time_ms"] + beta["overhead_ms"])
+    errors = data["sections"][0]["facts"]["errors"]
+    assert errors["model_migration_time_error_pct"]["max_abs"] < 3.0
+    assert plain["sections"][0]["facts"]["errors"]["model_migration_time_error_pct"]["within_15"] is False
+    assert "measured by the idle calibration migration" in data["report_md"]
+    # the calibration run is not a run of the sweep
+    assert [r["name"] for r in data["runs"]] == [r["name"] for r in plain["runs"]]
+    # a beta set for the report wins; provenance resolves beta the way the report did
+    given = cp.build_report(rdir, thesis=thesis, plots=False, overhead_ms=0.0)
+    assert given["overheads"]["source"] == "given" and given["figures"][0]["model_overhead_ms"] == 0.0
+    out = os.path.join(str(tmp_path), "out")
+    os.makedirs(out)
+    cp.write_report(data, dest=out)
+    assert cp.check_provenance(rdir, summary_dir=out) == []
+    assert cp.check_provenance(rdir, summary_dir=out, overhead_ms=0.0)
+
+
+def test_calibration_without_the_policy_log_is_refused(tmp_path, thesis):
+    rdir = make_campaign(tmp_path, "guest_size_sweep", guest_size_runs())
+    add_calibration(rdir, with_log=False)
+    with pytest.raises(cp.CampaignError, match="calibration idle .*no memory-copy time"):
+        cp.build_report(rdir, thesis=thesis, plots=False)
+    with open(os.path.join(rdir, "calibration", "idle.migration.json"), "w", encoding="utf-8") as f:
+        f.write("{not json")
+    with pytest.raises(cp.CampaignError, match="calibration idle"):
+        cp.calibration_overheads(rdir)
 
 
 def test_unknown_campaign_gets_a_generic_table(tmp_path):

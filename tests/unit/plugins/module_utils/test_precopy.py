@@ -151,9 +151,39 @@ def test_predict_mapping():
     assert round(out["max_dirty_rate_mbps"], 1) == 744.9
 
 
+def test_working_set_caps_every_round():
+    # M = 1024 MB, B = 1000 Mbps, p = 500 Mbps, h = 200 KB, N = 30, W = 100 MB (800 Mb):
+    # t_1 = 8.192 s; p t_1 = 4096 Mb > W, so round 2 copies 800 Mb (0.8 s); then p t_2 = 400 Mb < W
+    # and the rounds halve as without W: 0.4, 0.2, ... until p t_i <= h = 1.6 Mb.
+    args = dict(EXAMPLE, dirty_rate_mbps=500)
+    times = precopy.iteration_times(1024, 1000, 500, 5, wws_mb=100)
+    assert times == pytest.approx([8.192, 0.8, 0.4, 0.2, 0.1])
+    # 0.8 * 0.5^(i-2) * 500 <= 1.6 first at i = 10: round 11 is the stop-and-copy
+    n = precopy.iteration_count(**args, wws_mb=100)
+    assert n == 11
+    want = 8.192 + sum(0.8 * 0.5 ** k for k in range(n - 1))
+    assert precopy.migration_time(**args, wws_mb=100) == pytest.approx(want)
+    assert precopy.downtime(**args, wws_mb=100) == pytest.approx(0.8 * 0.5 ** (n - 2))
+    # without W the thesis's form: round 2 copies p t_1 = 4096 Mb
+    assert precopy.iteration_times(1024, 1000, 500, 2) == pytest.approx([8.192, 4.096])
+    assert precopy.migration_time(**args) == pytest.approx(16.383, abs=1e-3)  # test_predict_mapping
+    assert precopy.migration_time(**args) - precopy.migration_time(**args, wws_mb=100) > 6.5
+    # W >= M changes nothing; a W that binds every round at rate >= B gives N rounds of W/B
+    assert precopy.migration_time(**args, wws_mb=5000) == precopy.migration_time(**args)
+    assert precopy.iteration_times(1024, 1000, 2000, 4, wws_mb=100) == pytest.approx([8.192, 0.8, 0.8, 0.8])
+    out = precopy.predict(dict(args, wws_mb=100, overhead_s=2.0, downtime_overhead_s=0.5))
+    assert out["migration_time_s"] == pytest.approx(want + 2.0)
+    assert out["downtime_s"] == pytest.approx(0.8 * 0.5 ** (n - 2) + 0.5)
+    assert out["downtime_bound_s"] == pytest.approx(1.6 / 1000 + 0.5)
+    assert out["iterations"] == n
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
+        (dict(EXAMPLE, dirty_rate_mbps=500, wws_mb=0), "wws_mb must be greater than 0"),
+        (dict(EXAMPLE, dirty_rate_mbps=500, wws_mb="big"), "wws_mb must be a number"),
+        (dict(EXAMPLE, dirty_rate_mbps=500, downtime_overhead_s=-1), "downtime_overhead_s must be at least 0"),
         ([1, 2], "expected a mapping"),
         (dict(EXAMPLE), "missing key(s): dirty_rate_mbps"),
         (dict(EXAMPLE, dirty_rate_mbps=500, bandwith_mbps=3), "unknown key(s): bandwith_mbps"),

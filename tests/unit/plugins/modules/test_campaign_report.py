@@ -139,7 +139,8 @@ def test_documentation_parses():
     for block in (campaign_report.DOCUMENTATION, campaign_report.EXAMPLES, campaign_report.RETURN):
         assert yaml.safe_load(block)
     doc = yaml.safe_load(campaign_report.DOCUMENTATION)
-    assert set(doc["options"]) == {"results_dir", "dest", "thesis_file", "plots", "overhead_ms", "flat_tolerance_pct",
+    assert set(doc["options"]) == {"results_dir", "dest", "thesis_file", "plots", "overhead_ms", "downtime_overhead_ms",
+                                   "flat_tolerance_pct",
                                    "response_metric"}
 
 
