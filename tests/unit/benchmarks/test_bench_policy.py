@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: xenlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bench_policy's verdicts on issue 5's claims, from rows and runs shaped as stop_policy_summary writes them."""
+
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_SPEC = importlib.util.spec_from_file_location("bench_policy", os.path.join(ROOT, "benchmarks", "bench_policy.py"))
+bench_policy = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench_policy)
+
+
+def row(workload, policy, n=3, **medians):
+    out = {"workload": workload, "policy": policy, "n": n, "replay_matches": n}
+    for field in ("after_first_ms", "downtime_ms", "toolstack_downtime_ms", "stop_copy_ms"):
+        out["median_" + field] = medians.get(field)
+    return out
+
+
+def runs_of(workload, policy, downtimes):
+    return [{"workload": workload, "policy": policy, "downtime_ms": d} for d in downtimes]
+
+
+def verdicts(rows, runs=()):
+    return dict(bench_policy.check(rows, runs))
+
+
+def test_claims_hold_and_fail_on_the_medians():
+    rows = [row("non_converging", "xen34", after_first_ms=50000.0, downtime_ms=9000.0),
+            row("non_converging", "adaptive", after_first_ms=24000.0, downtime_ms=9800.0),
+            row("non_converging", "sd", after_first_ms=45000.0, downtime_ms=9100.0),
+            row("converging", "xen", downtime_ms=5300.0, stop_copy_ms=375.0),
+            row("converging", "adaptive", downtime_ms=5290.0, stop_copy_ms=400.0)]
+    v = verdicts(rows)
+    assert v["non_converging: adaptive after-first-pass time <= 0.5 x xen34's (0.48)"] is True
+    assert v["non_converging: adaptive downtime <= 1.1 x xen34's (1.09)"] is True
+    assert v["non_converging: sd after-first-pass time < xen34's (0.90)"] is True
+    assert v["converging: adaptive downtime <= xen's (probe: 5290 vs 5300 ms, 1.00)"] is True
+    assert v["converging: adaptive stop-and-copy vs xen's (400 vs 375 ms)"] is None
+    assert v["offline replay predicts the stopping call: 15 of 15 runs"] is True
+    rows[1] = row("non_converging", "adaptive", after_first_ms=26000.0, downtime_ms=10000.0)
+    rows[4] = row("converging", "adaptive", downtime_ms=5310.0, stop_copy_ms=400.0)
+    rows[4]["replay_matches"] = 2
+    v = verdicts(rows)
+    assert v["non_converging: adaptive after-first-pass time <= 0.5 x xen34's (0.52)"] is False
+    assert v["non_converging: adaptive downtime <= 1.1 x xen34's (1.11)"] is False
+    assert v["converging: adaptive downtime <= xen's (probe: 5310 vs 5300 ms, 1.00)"] is False
+    assert v["offline replay predicts the stopping call: 14 of 15 runs"] is False
+
+
+def test_converging_spread_is_information_per_run():
+    rows = [row("converging", "xen", downtime_ms=5300.0), row("converging", "adaptive", downtime_ms=5441.0)]
+    runs = runs_of("converging", "xen", [5378.0, 5224.0, 5300.0]) + runs_of("converging", "adaptive", [5876.0, 5441.0]) \
+        + runs_of("non_converging", "xen", [9000.0, 9100.0]) + [{"workload": "converging", "policy": "xen", "downtime_ms": None}]
+    v = verdicts(rows, runs)
+    assert v["converging: xen downtime_ms per run: 5224 5300 5378 ms"] is None
+    assert v["converging: adaptive downtime_ms per run: 5441 5876 ms"] is None
+    # one run per cell: no spread line
+    v = verdicts(rows, runs_of("converging", "xen", [5300.0]) + runs_of("converging", "adaptive", [5441.0]))
+    assert not [t for t in v if "per run" in t]
+
+
+@pytest.mark.parametrize("field", ["downtime_ms", "toolstack_downtime_ms"])
+def test_spread_follows_the_downtime_the_claim_uses(field):
+    # without the probe the claim and the spread both use xl's suspend-to-started time
+    probe = field == "downtime_ms"
+    rows = [row("converging", "xen", downtime_ms=5300.0 if probe else None, toolstack_downtime_ms=4900.0),
+            row("converging", "adaptive", downtime_ms=5200.0 if probe else None, toolstack_downtime_ms=4800.0)]
+    runs = [{"workload": "converging", "policy": "xen", field: 5300.0}, {"workload": "converging", "policy": "xen", field: 5100.0}]
+    v = verdicts(rows, runs)
+    assert v["converging: xen %s per run: 5100 5300 ms" % field] is None
