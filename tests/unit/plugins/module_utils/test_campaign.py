@@ -991,3 +991,30 @@ def test_real_fixture_summary_is_what_the_lab_run_wrote(tmp_path, rdir, thesis):
             assert data[key] == f.read(), name
     loaded = cp.load_campaign(copy)
     assert loaded["runs"] and loaded["unplanned"] == [], (loaded["runs"], loaded["unplanned"])
+
+
+def test_real_guest_size_sweep_against_the_model(tmp_path, thesis):
+    """The lab's guest-size sweep of 2026-12-07 (9 runs at 224/240/256 MiB and an idle calibration
+    migration): beta comes from the calibration, every sweep point's median prediction is within
+    15 % of the measured migration time, and the working-set model beats the thesis's
+    constant-rate form on the same runs and the same beta."""
+    rdir = os.path.join(FIX, "campaign", "guest_size_sweep", "20261207T041243Z")
+    copy = str(tmp_path / "results")
+    shutil.copytree(rdir, copy)
+    data = cp.build_report(copy, thesis=thesis, plots=False)
+    beta = data["overheads"]
+    assert beta["source"] == "calibration" and beta["runs"] == ["calibration/idle.migration.json"]
+    cal = cp.run_figures(cp.load_calibration(copy)[0])
+    assert beta["overhead_ms"] == cal["migration_time_ms"] - cal["copy_time_ms"]
+    assert len(data["figures"]) == 9 and not data["missing"]
+    for point in data["points"]:
+        med = point["metrics"]["model_migration_time_error_pct"]["median"]
+        assert abs(med) <= 15.0, (point["point"], med)
+    ours = sorted(abs(f["model_migration_time_error_pct"]) for f in data["figures"])
+    const = sorted(abs(f["model_const_migration_time_error_pct"]) for f in data["figures"])
+    assert ours[4] < const[4]  # medians over the 9 runs
+    assert sum(e <= 15.0 for e in ours) > sum(e <= 15.0 for e in const)
+    # W binds: the first pass dirtied the 16 MiB working set and a little more, far below p t_1
+    for f in data["figures"]:
+        assert 4096 <= f["wws_pages"] < 2 * 4096 + 2048
+        assert f["wws_pages"] < f["dirty_rate_after1_mbps"] * 1e6 / 8 / 4096 * f["pass1_ms"] / 1000.0
