@@ -267,6 +267,19 @@ def _record_extras(record):
     return dict((k, v) for k, v in record.items() if k not in _STANDARD_KEYS)
 
 
+def _read_records(what, rdir, paths):
+    """({label: record}, {label: path relative to rdir}) of one run's record files {label: path}."""
+    labels = dict(RECORD_LABELS)
+    records, files = {}, {}
+    for label, path in sorted(paths.items()):
+        try:
+            records[label] = results.read_record(path, kind=labels[label])
+        except results.ResultFileError as exc:
+            raise CampaignError("%s: %s" % (what, exc)) from None
+        files[label] = os.path.relpath(path, rdir)
+    return records, files
+
+
 def load_campaign(results_dir):
     """Read a campaign results directory (see the module docstring).
 
@@ -362,14 +375,7 @@ def load_campaign(results_dir):
 
     runs = []
     for name in order:
-        records, files = {}, {}
-        for label, path in sorted(done[name].items()):
-            rel = os.path.join(RUNS_DIR, os.path.basename(path))
-            try:
-                records[label] = results.read_record(path, kind=labels[label])
-            except results.ResultFileError as exc:
-                raise CampaignError("run %s: %s" % (name, exc)) from None
-            files[label] = rel
+        records, files = _read_records("run %s" % name, rdir, done[name])
         extras = _record_extras(records["migration"])
         if "run" in extras and extras["run"] != name:
             raise CampaignError("run %s: its migration record says run %s (%s)"
@@ -1646,18 +1652,12 @@ def load_calibration(results_dir):
     for fname in names:
         match = _RECORD_FILE.match(fname)
         if match and match.group(2) in labels and not fname.startswith("."):
-            found.setdefault(match.group(1), {})[match.group(2)] = fname
+            found.setdefault(match.group(1), {})[match.group(2)] = os.path.join(cdir, fname)
     out = []
     for name in sorted(found):
         if "migration" not in found[name]:
             continue
-        records, files = {}, {}
-        for label, fname in sorted(found[name].items()):
-            try:
-                records[label] = results.read_record(os.path.join(cdir, fname), kind=labels[label])
-            except results.ResultFileError as exc:
-                raise CampaignError("calibration %s: %s" % (name, exc)) from None
-            files[label] = os.path.join(CALIBRATION_DIR, fname)
+        records, files = _read_records("calibration %s" % name, rdir, found[name])
         out.append({"name": name, "point": {}, "rep": None, "records": records, "files": files, "artifacts": []})
     return out
 
