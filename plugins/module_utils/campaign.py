@@ -1692,7 +1692,8 @@ def calibration_overheads(results_dir):
 def resolve_overheads(results_dir, overhead_ms=None, downtime_overhead_ms=None):
     """The betas a report uses: as given, else the calibration's (calibration_overheads), else 0.
 
-    Returns {"overhead_ms", "downtime_overhead_ms", "source" (given, calibration or none), "runs"}.
+    Giving either beta turns the calibration off: an unset ``overhead_ms`` is then 0 and an unset
+    ``downtime_overhead_ms`` is ``overhead_ms``. Returns {"overhead_ms", "downtime_overhead_ms", "source" (given, calibration or none), "runs"}.
     """
     if overhead_ms is not None or downtime_overhead_ms is not None:
         beta = 0.0 if overhead_ms is None else overhead_ms

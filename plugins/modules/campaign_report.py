@@ -58,13 +58,14 @@ options:
     description:
       - The model's fixed overheads beta in ms (Eq. 10's phases besides the memory copy), added to the predicted migration time
         and, unless O(downtime_overhead_ms) is set, to the predicted downtime.
-      - Unset, beta is measured by the calibration migration(s) the campaign made before its sweep
-        (C(calibration/<name>.migration.json) in the results directory, see docs/campaigns.md), or 0 without one.
+      - When neither this nor O(downtime_overhead_ms) is set, both betas are measured by the calibration migration(s) the
+        campaign made before its sweep (C(calibration/<name>.migration.json) in the results directory, see docs/campaigns.md),
+        or 0 without one. Setting either turns the calibration off; this one is then 0 unless set.
     type: float
   downtime_overhead_ms:
     description:
-      - The beta in ms added to the predicted downtime (Eq. 11's commitment and activation); defaults to O(overhead_ms), or
-        to the calibration's downtime minus its stop-and-copy when both are unset.
+      - The beta in ms added to the predicted downtime (Eq. 11's commitment and activation); defaults to O(overhead_ms) when
+        that is set, and to the calibration's downtime minus its stop-and-copy when both are unset.
     type: float
   flat_tolerance_pct:
     description:

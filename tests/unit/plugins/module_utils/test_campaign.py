@@ -715,6 +715,9 @@ def test_beta_from_the_calibration_migration(tmp_path, thesis):
     # a beta set for the report wins; provenance resolves beta the way the report did
     given = cp.build_report(rdir, thesis=thesis, plots=False, overhead_ms=0.0)
     assert given["overheads"]["source"] == "given" and given["figures"][0]["model_overhead_ms"] == 0.0
+    # the downtime's beta alone also turns the calibration off: the migration time's is then 0
+    assert cp.resolve_overheads(rdir, downtime_overhead_ms=300.0) == {
+        "overhead_ms": 0.0, "downtime_overhead_ms": 300.0, "source": "given", "runs": []}
     out = os.path.join(str(tmp_path), "out")
     os.makedirs(out)
     cp.write_report(data, dest=out)
