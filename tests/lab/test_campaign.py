@@ -39,6 +39,7 @@ def where_is_guest():
     return hosts[0]
 
 
+@pytest.mark.lab_minutes(15)
 def test_short_cap_sweep_reports_every_number_from_a_run(lab, tmp_path):  # pylint: disable=unused-argument
     root = str(tmp_path / "results")
     proc = playbook("playbooks/experiments/cap_sweep.yml", "-e", "results_root=%s" % root, "-e", json.dumps(EXTRA),

@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import adhoc, playbook, recap, shell
 
 GUEST, GUEST_IP = "voip", "192.168.77.41"
@@ -21,6 +23,7 @@ def where_is_guest():
     return hosts[0]
 
 
+@pytest.mark.lab_minutes(22)
 def test_site_second_run_changes_nothing(lab):
     proc = playbook("site.yml", timeout=1800)
     counts = recap(proc.stdout)
@@ -55,6 +58,7 @@ def migrate(src, dst, result_file):
                  "domain=%s target=%s timeout=600 result_file=%s" % (GUEST, ADDR[dst], result_file))
 
 
+@pytest.mark.lab_minutes(8)
 def test_migration_round_trip_keeps_data_and_records_iterations(lab):
     # Data written to the guest's iSCSI disk, synced, with its checksum.
     shell(GUEST, "head -c 16M /dev/urandom > /root/xenlab-data && sync && sha256sum /root/xenlab-data > /root/xenlab-data.sha256")
@@ -81,6 +85,7 @@ def test_migration_round_trip_keeps_data_and_records_iterations(lab):
     shell(GUEST, "systemctl stop xenlab-dirty")
 
 
+@pytest.mark.lab_minutes(2)
 def test_failed_migration_leaves_guest_on_source(lab):
     src = where_is_guest()
     # A destination nobody answers on: xl's ssh cannot connect, the migration fails early.
@@ -94,6 +99,7 @@ def test_failed_migration_leaves_guest_on_source(lab):
     assert shell("client", "ping -c 2 -W 2 %s" % GUEST_IP)["rc"] == 0
 
 
+@pytest.mark.lab_minutes(5)
 def test_migrate_playbook_writes_results(lab):
     proc = playbook("playbooks/migrate.yml", "-e", "guest=%s" % GUEST, "-e", "dirty_rate=1000", timeout=1200)
     root = os.path.join(os.path.dirname(__file__), "..", "..", "results", "migrate")
@@ -105,6 +111,7 @@ def test_migrate_playbook_writes_results(lab):
     assert record["results"]["total_time_ms"] > 0
 
 
+@pytest.mark.lab_minutes(4)
 def test_target_cut_off_mid_migration_leaves_guest_on_source(lab):
     src = where_is_guest()
     dst = "target" if src == "source" else "source"

@@ -12,6 +12,8 @@ test's own (results_root), which is read back here.
 import json
 import os
 
+import pytest
+
 from conftest import playbook, shell
 
 
@@ -37,6 +39,7 @@ def run_experiment(name, tmp_path, extra):
     return proc, run_dir, records
 
 
+@pytest.mark.lab_minutes(6)
 def test_voip_calls_across_a_live_migration(lab, tmp_path):
     proc, run_dir, records = run_experiment("voip_during_migration", tmp_path, {
         "call_length_ms": 8000, "call_rate": 1, "call_rate_period_ms": 2000, "call_limit": 3,
@@ -72,6 +75,7 @@ def test_voip_calls_across_a_live_migration(lab, tmp_path):
         assert text in flat(proc.stdout), text
 
 
+@pytest.mark.lab_minutes(6)
 def test_mail_across_a_live_migration_loses_no_accepted_mail(lab, tmp_path):
     proc, run_dir, records = run_experiment("mail_during_migration", tmp_path, {
         "mail_rate": 1, "settle_s": 3, "cooldown_s": 3, "delivery_timeout": 240})

@@ -7,6 +7,8 @@ Only Domain-0's weight and cap change, and they are put back to Xen's defaults (
 whatever happens. Uses the converged lab of the session (fixture `lab`).
 """
 
+import pytest
+
 from conftest import adhoc, shell
 
 HOST = "source"
@@ -26,6 +28,7 @@ def sched(args, **kw):
     return adhoc(HOST, MODULE, args, **kw)
 
 
+@pytest.mark.lab_minutes(3)
 def test_cap_set_idempotent_check_mode_and_restored(lab):  # pylint: disable=unused-argument
     try:
         current = sched(DOM0)
@@ -50,6 +53,7 @@ def test_cap_set_idempotent_check_mode_and_restored(lab):  # pylint: disable=unu
     assert xl_weight_cap() == (256, 0)
 
 
+@pytest.mark.lab_minutes(2)
 def test_clear_errors_and_nothing_changed(lab):  # pylint: disable=unused-argument
     before = xl_weight_cap()
     try:
