@@ -137,10 +137,18 @@ def pytest_runtest_setup(item):
 def lab():
     """The converged lab: site.yml run once (bring-up time and first run printed)."""
     info = {}
-    if os.environ.get("XENLAB_LAB_REUSE") != "1":
-        proc = playbook("site.yml", timeout=3600)
+    ours = os.environ.get("XENLAB_LAB_REUSE") != "1"
+    down = ours and os.environ.get("XENLAB_LAB_KEEP") != "1"
+    if ours:
+        try:
+            proc = playbook("site.yml", timeout=3600)
+        except BaseException:
+            # No test runs on a lab that did not converge: stop what came up (QEMU by its PID).
+            if down:
+                playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)
+            raise
         info["site_first_seconds"] = proc.seconds
         print("\nxenlab: lab up and site.yml converged in %.0f s" % proc.seconds)
     yield info
-    if os.environ.get("XENLAB_LAB_KEEP") != "1" and os.environ.get("XENLAB_LAB_REUSE") != "1":
+    if down:
         playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)

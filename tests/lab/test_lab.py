@@ -23,7 +23,7 @@ def where_is_guest():
     return hosts[0]
 
 
-@pytest.mark.lab_minutes(22)
+@pytest.mark.lab_minutes(25)
 def test_site_second_run_changes_nothing(lab):
     proc = playbook("site.yml", timeout=1800)
     counts = recap(proc.stdout)
