@@ -106,6 +106,13 @@ def shell(host, command, check=True):
     return res
 
 
+def where_is_guest(guest="voip"):
+    """The dom0 the guest runs on; fails unless it runs on exactly one."""
+    hosts = [h for h in ("source", "target") if shell(h, "xl domid %s" % guest, check=False).get("rc") == 0]
+    assert len(hosts) == 1, "guest runs on %s" % hosts
+    return hosts[0]
+
+
 # The most telling tests first, so that a short time budget leaves out the least: the lab itself,
 # the services, the scheduler module, then the campaign.
 MODULE_ORDER = ("test_lab", "test_services", "test_xen_sched_credit", "test_campaign")
@@ -133,6 +140,10 @@ def pytest_runtest_setup(item):
                     "XENLAB_TEST_DEADLINE; run it with `make lab-test`" % (marker.args[0], left))
 
 
+def lab_down():
+    playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)
+
+
 @pytest.fixture(scope="session")
 def lab():
     """The converged lab: site.yml run once (bring-up time and first run printed)."""
@@ -145,10 +156,10 @@ def lab():
         except BaseException:
             # No test runs on a lab that did not converge: stop what came up (QEMU by its PID).
             if down:
-                playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)
+                lab_down()
             raise
         info["site_first_seconds"] = proc.seconds
         print("\nxenlab: lab up and site.yml converged in %.0f s" % proc.seconds)
     yield info
     if down:
-        playbook("playbooks/lab.yml", "-e", "lab_state=absent", check=False, timeout=600)
+        lab_down()

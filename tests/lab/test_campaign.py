@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, playbook, shell
+from conftest import ROOT, playbook, shell, where_is_guest
 
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 from ansible_collections.xenlab.migration.plugins.module_utils import campaign  # noqa: E402  pylint: disable=wrong-import-position
@@ -31,12 +31,6 @@ GUEST = "voip"
 CAPS = [50, 100]
 # Light and quick: the dom0's own stop policy (at most 5 passes) and a small workload.
 EXTRA = {"caps": CAPS, "repetitions": 1, "policy": "", "dirty_rate": 1000, "dirty_wss_mb": 16, "settle_s": 3}
-
-
-def where_is_guest():
-    hosts = [h for h in ("source", "target") if shell(h, "xl domid %s" % GUEST, check=False).get("rc") == 0]
-    assert len(hosts) == 1, "guest runs on %s" % hosts
-    return hosts[0]
 
 
 @pytest.mark.lab_minutes(15)

@@ -11,16 +11,10 @@ import time
 
 import pytest
 
-from conftest import adhoc, playbook, recap, shell
+from conftest import adhoc, playbook, recap, shell, where_is_guest
 
 GUEST, GUEST_IP = "voip", "192.168.77.41"
 ADDR = {"source": "192.168.77.11", "target": "192.168.77.12"}
-
-
-def where_is_guest():
-    hosts = [h for h in ("source", "target") if shell(h, "xl domid %s" % GUEST, check=False).get("rc") == 0]
-    assert len(hosts) == 1, "guest runs on %s" % hosts
-    return hosts[0]
 
 
 @pytest.mark.lab_minutes(25)

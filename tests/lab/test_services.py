@@ -39,7 +39,7 @@ def run_experiment(name, tmp_path, extra):
     return proc, run_dir, records
 
 
-@pytest.mark.lab_minutes(6)
+@pytest.mark.lab_minutes(7)
 def test_voip_calls_across_a_live_migration(lab, tmp_path):
     proc, run_dir, records = run_experiment("voip_during_migration", tmp_path, {
         "call_length_ms": 8000, "call_rate": 1, "call_rate_period_ms": 2000, "call_limit": 3,
