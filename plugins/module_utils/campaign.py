@@ -206,13 +206,7 @@ def pages_to_mbit(pages):
     return pages * PAGE_SIZE * 8 / 1e6
 
 
-def median(values):
-    """Median of the numbers (None left out); None for none."""
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return None
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+median = stats.median_present
 
 
 def describe(values):

@@ -28,16 +28,17 @@ from __future__ import annotations
 import csv
 import io
 
-from ansible_collections.xenlab.migration.plugins.module_utils import stop_policy
+from ansible_collections.xenlab.migration.plugins.module_utils import stats, stop_policy
 
 # precopy_log reports Xen's own rule as xen417; experiments call it xen.
 POLICY_ALIASES = {"xen417": "xen"}
 RUN_FIELDS = ("run", "workload", "policy", "rep", "source", "target", "total_time_ms", "pass1_ms",
-              "after_first_ms", "iterative_ms", "stop_copy_ms", "toolstack_downtime_ms", "downtime_ms",
+              "after_first_ms", "iterative_ms", "stop_copy_ms", "suspend_wait_ms", "last_batch_ms",
+              "toolstack_downtime_ms", "downtime_ms",
               "longest_gap_ms", "pages_sent", "pages_live", "pages_stop_copy", "live_passes", "stop_iteration",
               "stop_reason", "replay_iteration", "replay_passes", "replay_match", "dirty_rate", "dirty_wss_mb")
-MEDIAN_FIELDS = ("total_time_ms", "after_first_ms", "stop_copy_ms", "toolstack_downtime_ms", "downtime_ms",
-                 "pages_sent", "live_passes")
+MEDIAN_FIELDS = ("total_time_ms", "after_first_ms", "stop_copy_ms", "suspend_wait_ms", "last_batch_ms",
+                 "toolstack_downtime_ms", "downtime_ms", "pages_sent", "pages_stop_copy", "live_passes")
 
 
 class ExperimentDataError(ValueError):
@@ -90,6 +91,10 @@ def run_figures(migration, probe=None, name=None):
         "after_first_ms": round(final["elapsed_ms"] - pass1, 3),
         "iterative_ms": round(final["suspend_ms"] - pass1, 3),
         "stop_copy_ms": round(final["elapsed_ms"] - final["suspend_ms"], 3),
+        # The stop-and-copy split: the guest's answer to the suspend request (no policy changes
+        # it) and the last batch after the domain paused (what a stop policy controls).
+        "suspend_wait_ms": round(final["paused_ms"] - final["suspend_ms"], 3),
+        "last_batch_ms": round(final["elapsed_ms"] - final["paused_ms"], 3),
         "toolstack_downtime_ms": res.get("downtime_estimate_ms"),
         "downtime_ms": None,
         "longest_gap_ms": None,
@@ -133,12 +138,7 @@ def replay_run(records, run, policy=None):
         return {"iteration": None, "passes": None, "stopped": None, "error": str(e)}
 
 
-def median(values):
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return None
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+median = stats.median_present
 
 
 def aggregate(runs):

@@ -99,3 +99,64 @@ def linear_fit(xs, ys):
     if not (math.isfinite(a) and math.isfinite(b)):
         raise ValueError("linear_fit: values out of floating-point range")
     return a, b
+
+
+def median(values):
+    """The middle value (the mean of the two middle ones for an even count)."""
+    vals = sorted(_values("median", values))
+    if not vals:
+        raise ValueError("median of an empty sequence")
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+
+
+def median_present(values):
+    """median() of the values that are not None (runs that did not measure it); None when none is."""
+    vals = [v for v in values if v is not None]
+    return median(vals) if vals else None
+
+
+def _median(vals):
+    # Unchecked: the permutation loop below calls it hundreds of thousands of times.
+    vals = sorted(vals)
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+
+
+def median_difference_test(a, b, exact_limit=200000, draws=20000, seed=2012):
+    """median(b) - median(a) and its two-sided permutation p-value: the share of the splits of
+    the pooled runs into groups of len(a) and len(b) whose median difference is at least as large
+    in size. Exact when there are at most ``exact_limit`` splits, else ``draws`` random splits
+    (a fixed seed: the same runs give the same p). Returns (difference, p, exact).
+
+    For comparing two small samples of a noisy measurement (a few migrations per policy) without
+    assuming a distribution: p near 1 says the runs cannot tell the two groups apart.
+    """
+    a = [float(v) for v in _values("median_difference_test a", a)]
+    b = [float(v) for v in _values("median_difference_test b", b)]
+    if not a or not b:
+        raise ValueError("median_difference_test needs at least one value in each group, got %d and %d" % (len(a), len(b)))
+    observed = _median(b) - _median(a)
+    pooled = a + b
+    n, k = len(pooled), len(a)
+    # A split's difference equal to the observed one up to float noise counts as "as large".
+    tol = 1e-9 * max(1.0, max(abs(v) for v in pooled))
+    exact = math.comb(n, k) <= exact_limit
+    hits = total = 0
+    if exact:
+        import itertools  # pylint: disable=import-outside-toplevel
+        for idx in itertools.combinations(range(n), k):
+            chosen = set(idx)
+            ga = [pooled[i] for i in idx]
+            gb = [pooled[i] for i in range(n) if i not in chosen]
+            total += 1
+            hits += abs(_median(gb) - _median(ga)) >= abs(observed) - tol
+    else:
+        import random  # pylint: disable=import-outside-toplevel
+        rng = random.Random(seed)
+        for dummy in range(draws):
+            perm = pooled[:]
+            rng.shuffle(perm)
+            total += 1
+            hits += abs(_median(perm[k:]) - _median(perm[:k])) >= abs(observed) - tol
+    return observed, hits / float(total), exact

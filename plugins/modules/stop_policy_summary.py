@@ -13,7 +13,8 @@ version_added: 0.2.0
 description:
   - Reads the migration records (and the downtime probe records beside them) that
     C(playbooks/experiments/stop_policy.yml) wrote into O(results_dir)C(/runs/), derives each run's figures
-    (time after the first pass, stop-and-copy time, downtime, pages sent, live passes), replays each run's
+    (time after the first pass, stop-and-copy time and its two parts - the guest's suspend wait and the last
+    batch -, downtime, pages sent, live passes), replays each run's
     recorded policy calls through the same policy of the analysis core (C(stop_policy.replay)) and checks
     that it stops at the same call.
   - Writes C(summary.csv) (one row per run), C(summary.json) (runs, medians per workload and policy, ratios

@@ -52,6 +52,10 @@ def test_figures_of_real_logs(entry):
     end1 = [r["elapsed_ms"] for r in records if r["phase"] == "after" and r["iteration"] == 1][0]
     assert fig["after_first_ms"] == pytest.approx(rec["results"]["precopy_run"]["final"]["elapsed_ms"] - end1, abs=1e-3)
     assert fig["stop_copy_ms"] >= 0 and fig["iterative_ms"] <= fig["after_first_ms"]
+    final = rec["results"]["precopy_run"]["final"]
+    assert fig["suspend_wait_ms"] == pytest.approx(final["paused_ms"] - final["suspend_ms"], abs=1e-3)
+    assert fig["last_batch_ms"] == pytest.approx(final["elapsed_ms"] - final["paused_ms"], abs=1e-3)
+    assert fig["suspend_wait_ms"] + fig["last_batch_ms"] == pytest.approx(fig["stop_copy_ms"], abs=2e-3)
 
 
 def test_replay_mismatch_is_detected():

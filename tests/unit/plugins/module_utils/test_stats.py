@@ -109,3 +109,41 @@ def test_property_linear_fit_recovers_exact_lines(a, b, xs):
         return
     fa, fb = stats.linear_fit(xs, [a + b * x for x in xs])
     assert fb == pytest.approx(b, abs=1e-6) and fa == pytest.approx(a, abs=1e-6)
+
+
+def test_median_difference_test_exact_on_small_samples():
+    # The 2026-12-07 converging runs (probe downtime, ms): xen, then adaptive.
+    xen = [7979, 8169, 8189, 8984, 10550, 12842]
+    adaptive = [7459, 8750, 9111, 10193, 10504, 10696]
+    diff, p, exact = stats.median_difference_test(xen, adaptive)
+    assert exact and diff == pytest.approx(1065.5) and p == pytest.approx(436 / 924.0)
+    # Fully separated groups: of the 70 splits, {1,2,3,4} and {1,2,3,11} (medians 2.5 and 12.5 both
+    # ways) and their mirrors are as extreme.
+    diff, p, exact = stats.median_difference_test([1, 2, 3, 4], [11, 12, 13, 14])
+    assert diff == 10 and p == pytest.approx(4 / 70.0) and exact
+
+
+def test_median_difference_test_sampled_when_the_splits_are_many():
+    a, b = list(range(30)), [v + 100 for v in range(30)]
+    diff, p, exact = stats.median_difference_test(a, b, exact_limit=10, draws=2000)
+    assert not exact and diff == 100 and p < 0.01
+    # the same runs, the same p
+    assert stats.median_difference_test(a, b, exact_limit=10, draws=2000)[1] == p
+    diff, p, exact = stats.median_difference_test(a, [v + 0.5 for v in a], exact_limit=10, draws=2000)
+    assert p > 0.5
+
+
+@pytest.mark.parametrize("a, b, msg", [([], [1], "at least one value"), ([1], "x", "needs a list"),
+                                       ([1, float("nan")], [2], "finite")])
+def test_median_difference_test_rejects_bad_input(a, b, msg):
+    with pytest.raises(ValueError, match=msg):
+        stats.median_difference_test(a, b)
+
+
+def test_median():
+    assert stats.median([3, 1, 2]) == 2 and stats.median([4, 1, 3, 2]) == 2.5
+    with pytest.raises(ValueError, match="empty"):
+        stats.median([])
+    with pytest.raises(ValueError, match="item 1"):
+        stats.median([1, None])
+    assert stats.median_present([None, 5, None, 1]) == 3 and stats.median_present([None]) is None
