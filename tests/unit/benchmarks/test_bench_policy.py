@@ -96,3 +96,13 @@ def test_the_part_of_the_downtime_a_policy_controls_is_printed():
              "(suspend wait 300 ms); xen 1900 pages in 480 ms (suspend wait 250 ms)"] is None
     del rows[0]["median_last_batch_ms"]
     assert not [t for t in verdicts(rows) if "what the policy controls" in t]
+
+
+def test_the_non_converging_claims_in_pages_are_printed():
+    rows = [row("non_converging", "xen34", after_first_ms=100000.0), row("non_converging", "adaptive", after_first_ms=55000.0),
+            row("non_converging", "sd", after_first_ms=90000.0)]
+    for r, (after, final) in zip(rows, ((163000, 24000), (70000, 23400), (116000, 23500))):
+        r.update(median_pages_after_first=after, median_pages_stop_copy=final)
+    v = verdicts(rows)
+    assert v["non_converging, in pages: adaptive's after the first pass 0.43 x xen34's, its final batch 0.97 x"] is None
+    assert v["non_converging, in pages: sd's after the first pass 0.71 x xen34's"] is None

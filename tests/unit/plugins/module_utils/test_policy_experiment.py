@@ -48,6 +48,7 @@ def test_figures_of_real_logs(entry):
     # live passes send P, D_1, ..., D_(passes-1); the stop-and-copy sends the rest
     assert fig["pages_live"] == sum(trace[:int(passes)])
     assert fig["pages_sent"] == fig["pages_live"] + int(final)
+    assert fig["pages_after_first"] == fig["pages_sent"] - trace[0]
     records = rec["results"]["precopy"]
     end1 = [r["elapsed_ms"] for r in records if r["phase"] == "after" and r["iteration"] == 1][0]
     assert fig["after_first_ms"] == pytest.approx(rec["results"]["precopy_run"]["final"]["elapsed_ms"] - end1, abs=1e-3)
