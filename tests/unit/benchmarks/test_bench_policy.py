@@ -106,3 +106,45 @@ def test_the_non_converging_claims_in_pages_are_printed():
     v = verdicts(rows)
     assert v["non_converging, in pages: adaptive's after the first pass 0.43 x xen34's, its final batch 0.97 x"] is None
     assert v["non_converging, in pages: sd's after the first pass 0.71 x xen34's"] is None
+
+
+def lab_runs(name):
+    """Figures and rows of a real experiment directory (tests/fixtures/stop_policy), recomputed."""
+    import glob  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+    pe = bench_policy.policy_experiment
+    runs = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "stop_policy", name, "runs", "*.migration.json"))):
+        with open(path, encoding="utf-8") as f:
+            mig = json.load(f)
+        with open(path.replace(".migration.json", ".probe.json"), encoding="utf-8") as f:
+            probe = json.load(f)
+        runs.append(pe.run_figures(mig, probe, os.path.basename(path)[:-len(".migration.json")]))
+    return pe.ratio_table(pe.aggregate(runs)), runs
+
+
+def test_real_converging_runs_balanced_and_not():
+    # 2026-12-07, before the order alternated: every xen run left source, every adaptive run target
+    rows, runs = lab_runs("20261207T105045Z")
+    v = verdicts(rows, runs)
+    assert v["converging: xen downtime_ms by the dom0 it left: source n=5 median 9095 ms"] is None
+    assert v["converging: adaptive downtime_ms by the dom0 it left: target n=5 median 7843 ms"] is None
+    # the balanced run: each policy left each dom0 three times; the medians turned round
+    rows, runs = lab_runs("20261207T111726Z")
+    v = verdicts(rows, runs)
+    assert [r["run"] for r in runs][:4] == ["001-converging-xen-1", "002-converging-adaptive-1",
+                                            "003-converging-adaptive-2", "004-converging-xen-2"]
+    assert v["converging: adaptive downtime <= xen's (probe: 9652 vs 8586 ms, 1.12)"] is False
+    assert v["converging: xen downtime_ms by the dom0 it left: source n=3 median 10550 ms; target n=3 median 8189 ms"] is None
+    assert v["converging: adaptive's median downtime_ms minus xen's +1066 ms, permutation p = 0.47 (exact, two-sided; "
+             "the share of relabellings of the same runs that differ as much)"] is None
+    assert [t for t in v if t.startswith("converging: what the policy controls") and "1883 pages" in t and "1886 pages" in t]
+
+
+def test_real_non_converging_runs_in_pages():
+    rows, runs = lab_runs("20261207T115616Z")
+    v = verdicts(rows, runs)
+    assert v["non_converging: adaptive after-first-pass time <= 0.5 x xen34's (0.51)"] is False
+    assert v["non_converging, in pages: adaptive's after the first pass 0.43 x xen34's, its final batch 1.00 x"] is None
+    assert v["non_converging, in pages: sd's after the first pass 0.71 x xen34's"] is None
+    assert v["offline replay predicts the stopping call: 8 of 8 runs"] is True

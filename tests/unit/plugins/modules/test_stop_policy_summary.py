@@ -91,3 +91,33 @@ def test_errors(run, tmp_path):
     (tmp_path / "runs" / "001-x-xen-1.migration.json").write_text("{not json")
     out = run(results_dir=str(tmp_path))
     assert out["failed"] and "cannot use" in out["msg"]
+
+
+LAB = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "stop_policy")
+
+
+@pytest.mark.parametrize("name, runs", [("20261207T105045Z", 10), ("20261207T111726Z", 12), ("20261207T115616Z", 8)])
+def test_real_lab_experiments_replay_exactly(run, tmp_path, name, runs):
+    """Every migration the patched libxenguest made on the lab on 2026-12-07 (tests/fixtures/stop_policy/README.md):
+    the offline replay stops at the call the library stopped at."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    rdir = tmp_path / name
+    shutil.copytree(os.path.join(LAB, name), str(rdir))
+    out = run(results_dir=str(rdir), _ansible_check_mode=True)
+    assert not out.get("failed"), out.get("msg")
+    assert len(out["runs"]) == runs and out["replay_mismatches"] == []
+    for fig in out["runs"]:
+        assert fig["replay_iteration"] == fig["stop_iteration"] and fig["replay_passes"] == fig["live_passes"]
+        assert fig["suspend_wait_ms"] > 0 and fig["last_batch_ms"] > 0 and fig["pages_after_first"] > 0
+        assert fig["pages_after_first"] == fig["pages_sent"] - 65536  # a 256 MiB guest's first pass
+    # What each policy did on the lab, whatever the link's speed that day: xen stops at its 5
+    # passes, adaptive on a converging set never before them (module doc of stop_policy.py) and on
+    # the non-converging one after the early check (the second live pass sent, one more queued).
+    for f in out["runs"]:
+        key = (f["workload"], f["policy"], f["stop_reason"])
+        if f["policy"] == "xen":
+            assert (f["stop_reason"], f["live_passes"]) == ("iterations", 5), key
+        elif key == ("converging", "adaptive", "no_shrink"):
+            assert f["live_passes"] >= 5
+        elif f["policy"] == "adaptive":
+            assert key == ("non_converging", "adaptive", "no_progress") and f["live_passes"] == 3, (key, f["live_passes"])
