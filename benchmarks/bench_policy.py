@@ -111,13 +111,13 @@ def check(rows, runs=()):
         verdicts.append(("converging: what the policy controls, the last batch after the guest paused: %s" % "; ".join(
             "%s %.0f pages in %.0f ms (suspend wait %.0f ms)" % part for part in parts), None))
     field = "downtime_ms" if get("converging", "xen", "downtime_ms") is not None else "toolstack_downtime_ms"
-    xs, ads = spread(runs, "converging", "xen", field), spread(runs, "converging", "adaptive", field)
-    if len(xs) > 1 and len(ads) > 1:
-        diff, p, exact = stats.median_difference_test(xs, ads)
+    cells = dict((pol, spread(runs, "converging", pol, field)) for pol in ("xen", "adaptive"))
+    if len(cells["xen"]) > 1 and len(cells["adaptive"]) > 1:
+        diff, p, exact = stats.median_difference_test(cells["xen"], cells["adaptive"])
         verdicts.append(("converging: adaptive's median %s minus xen's %+.0f ms, permutation p = %.2f (%s, two-sided; "
-                         "the share of relabellings of the same runs that differ as much)" % (field, diff, p, "exact" if exact else "sampled"), None))
-    for pol in ("xen", "adaptive"):
-        vals = spread(runs, "converging", pol, field)
+                         "the share of relabellings of the same runs that differ as much)"
+                         % (field, diff, p, "exact" if exact else "sampled"), None))
+    for pol, vals in cells.items():
         if len(vals) > 1:
             verdicts.append(("converging: %s %s per run: %s ms" % (pol, field, " ".join("%.0f" % v for v in vals)), None))
         # The dom0s hand a guest over at different speeds: a cell whose runs all left the same

@@ -34,9 +34,9 @@ from ansible_collections.xenlab.migration.plugins.module_utils import stats, sto
 POLICY_ALIASES = {"xen417": "xen"}
 RUN_FIELDS = ("run", "workload", "policy", "rep", "source", "target", "total_time_ms", "pass1_ms",
               "after_first_ms", "iterative_ms", "stop_copy_ms", "suspend_wait_ms", "last_batch_ms",
-              "toolstack_downtime_ms", "downtime_ms",
-              "longest_gap_ms", "pages_sent", "pages_after_first", "pages_live", "pages_stop_copy", "live_passes", "stop_iteration",
-              "stop_reason", "replay_iteration", "replay_passes", "replay_match", "dirty_rate", "dirty_wss_mb")
+              "toolstack_downtime_ms", "downtime_ms", "longest_gap_ms", "pages_sent", "pages_after_first",
+              "pages_live", "pages_stop_copy", "live_passes", "stop_iteration", "stop_reason", "replay_iteration",
+              "replay_passes", "replay_match", "dirty_rate", "dirty_wss_mb")
 MEDIAN_FIELDS = ("total_time_ms", "after_first_ms", "stop_copy_ms", "suspend_wait_ms", "last_batch_ms",
                  "toolstack_downtime_ms", "downtime_ms", "pages_sent", "pages_after_first", "pages_stop_copy",
                  "live_passes")
@@ -76,7 +76,7 @@ def run_figures(migration, probe=None, name=None):
     if not after1:
         raise ExperimentDataError("%s: the log has no end of the first pass" % where)
     pass1 = after1[0]["elapsed_ms"]
-    first = [r for r in records if r["phase"] == "before"][0]
+    first = next(r for r in records if r["phase"] == "before")  # iteration 0: all P pages
     live = sum(r["dirty_count"] for r in records if r["phase"] == "before")
     extra = dict((k, migration.get(k)) for k in ("workload", "rep", "dirty_rate", "dirty_wss_mb"))
     params = migration.get("params") or {}

@@ -103,11 +103,10 @@ def linear_fit(xs, ys):
 
 def median(values):
     """The middle value (the mean of the two middle ones for an even count)."""
-    vals = sorted(_values("median", values))
+    vals = _values("median", values)
     if not vals:
         raise ValueError("median of an empty sequence")
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+    return _median(vals)
 
 
 def median_present(values):
@@ -117,7 +116,7 @@ def median_present(values):
 
 
 def _median(vals):
-    # Unchecked: the permutation loop below calls it hundreds of thousands of times.
+    # Unchecked: median() checks once, the permutation loop below calls it ~10^5 times.
     vals = sorted(vals)
     mid = len(vals) // 2
     return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
