@@ -15,7 +15,6 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PLAYBOOK = os.path.join(ROOT, "playbooks", "experiments", "stop_policy.yml")
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 # Two dom0s nobody can reach: the playbook must stop at its own checks, before any task on them.
@@ -30,17 +29,22 @@ client ansible_host=127.0.0.1 ansible_port=9
 """
 
 
-def run_stop_policy(tmp_path, results_dir, *extra):
+def run_playbook(tmp_path, playbook, extra, inventory=INVENTORY, timeout=300):
+    """ansible-playbook on the unreachable inventory, with the collection from this checkout."""
     inv = tmp_path / "hosts"
-    inv.write_text(INVENTORY)
+    inv.write_text(inventory)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
-    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inv), PLAYBOOK, "-e", "stop_policy_results_dir=%s" % results_dir,
-           "-e", json.dumps({"stop_policy_select": ["converging"], "stop_policy_policies": ["xen", "adaptive"]})]
+    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inv), os.path.join(ROOT, "playbooks", "experiments", playbook)]
     for e in extra:
         cmd += ["-e", e]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run_stop_policy(tmp_path, results_dir, *extra):
+    return run_playbook(tmp_path, "stop_policy.yml", ["stop_policy_results_dir=%s" % results_dir, json.dumps(
+        {"stop_policy_select": ["converging"], "stop_policy_policies": ["xen", "adaptive"]})] + list(extra))
 
 
 @pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason="ansible-playbook is not beside this Python")
@@ -63,14 +67,8 @@ def test_stop_policy_alternates_the_order_and_refuses_another_plan(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason="ansible-playbook is not beside this Python")
 def test_campaign_plan_alternates_the_order(tmp_path):
-    inv = tmp_path / "hosts"
-    inv.write_text(INVENTORY + "[voip_servers]\nvoip\n")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
-    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inv), os.path.join(ROOT, "playbooks", "experiments", "cap_sweep.yml"),
-           "-e", "results_root=%s" % tmp_path, "-e", "repetitions=3", "-e", '{"caps": [35, 100]}']
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    out = run_playbook(tmp_path, "cap_sweep.yml", ["results_root=%s" % tmp_path, "repetitions=3", '{"caps": [35, 100]}'],
+                       inventory=INVENTORY + "[voip_servers]\nvoip\n", timeout=600)
     plans = list((tmp_path / "cap_sweep").glob("*/plan.json"))
     assert len(plans) == 1, out.stdout + out.stderr
     names = [r["name"] for r in json.loads(plans[0].read_text())["runs"]]
